@@ -1,0 +1,1 @@
+//! (to be written) Combined-stream market frames (bookTicker, trade, aggTrade, markPrice, forceOrder) → domain events.

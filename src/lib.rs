@@ -1,0 +1,14 @@
+//! premia: a paper-trading bot for Binance USD-M futures that trades on the spot premium.
+//!
+//! The engine core ([`engine`]) is synchronous and free of I/O; the edges (data files, Binance, the local exchange)
+//! turn the outside world into [`engine::Event`]s and carry its decisions out.
+
+pub mod binance;
+pub mod engine;
+pub mod local_exchange;
+pub mod market;
+pub mod model;
+pub mod report;
+pub mod signal;
+pub mod store;
+pub mod strategy;

@@ -1,0 +1,207 @@
+//! Series derived from the two markets' quotes: mids, the spot premium, spreads, mark/index/funding.
+//!
+//! [`MarketState`] keeps the last quote of each market and produces a [`Sample`] — one value per [`SeriesId`] — at
+//! every quote event once both mids are known. Floats live here and in indicators only; money stays exact elsewhere.
+
+use crate::market::{Mark, Quote};
+use crate::model::{to_f64, TsNs, Venue};
+
+/// Every series a strategy can name. The discriminant is the index into [`Sample::values`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum SeriesId {
+    SpotMid = 0,
+    PerpMid,
+    PremiumBps,
+    SpotSpreadBps,
+    PerpSpreadBps,
+    SpotBid,
+    SpotAsk,
+    PerpBid,
+    PerpAsk,
+    MarkPrice,
+    IndexPrice,
+    FundingBps,
+}
+
+pub const SERIES_COUNT: usize = 12;
+
+impl SeriesId {
+    pub const ALL: [SeriesId; SERIES_COUNT] = [
+        SeriesId::SpotMid,
+        SeriesId::PerpMid,
+        SeriesId::PremiumBps,
+        SeriesId::SpotSpreadBps,
+        SeriesId::PerpSpreadBps,
+        SeriesId::SpotBid,
+        SeriesId::SpotAsk,
+        SeriesId::PerpBid,
+        SeriesId::PerpAsk,
+        SeriesId::MarkPrice,
+        SeriesId::IndexPrice,
+        SeriesId::FundingBps,
+    ];
+
+    /// Name used in strategy files.
+    pub fn name(self) -> &'static str {
+        match self {
+            SeriesId::SpotMid => "spot_mid",
+            SeriesId::PerpMid => "perp_mid",
+            SeriesId::PremiumBps => "premium_bps",
+            SeriesId::SpotSpreadBps => "spot_spread_bps",
+            SeriesId::PerpSpreadBps => "perp_spread_bps",
+            SeriesId::SpotBid => "spot_bid",
+            SeriesId::SpotAsk => "spot_ask",
+            SeriesId::PerpBid => "perp_bid",
+            SeriesId::PerpAsk => "perp_ask",
+            SeriesId::MarkPrice => "mark_price",
+            SeriesId::IndexPrice => "index_price",
+            SeriesId::FundingBps => "funding_bps",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<SeriesId> {
+        SeriesId::ALL.iter().copied().find(|s| s.name() == name)
+    }
+
+    /// One-line description for docs and `--help`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SeriesId::SpotMid => "spot (bid+ask)/2",
+            SeriesId::PerpMid => "perp (bid+ask)/2",
+            SeriesId::PremiumBps => "(spot_mid - perp_mid) / perp_mid * 10000",
+            SeriesId::SpotSpreadBps => "spot (ask-bid)/mid * 10000",
+            SeriesId::PerpSpreadBps => "perp (ask-bid)/mid * 10000",
+            SeriesId::SpotBid => "spot best bid",
+            SeriesId::SpotAsk => "spot best ask",
+            SeriesId::PerpBid => "perp best bid",
+            SeriesId::PerpAsk => "perp best ask",
+            SeriesId::MarkPrice => "perp mark price (NaN until the first markPrice event)",
+            SeriesId::IndexPrice => "perp index price (NaN until the first markPrice event)",
+            SeriesId::FundingBps => "funding rate in bps (NaN until the first markPrice event)",
+        }
+    }
+}
+
+/// The value of every series at one instant. NaN means "not known yet".
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub ts: TsNs,
+    pub values: [f64; SERIES_COUNT],
+}
+
+impl Sample {
+    #[inline]
+    pub fn get(&self, id: SeriesId) -> f64 {
+        self.values[id as usize]
+    }
+}
+
+/// Last known quotes of both markets and the last mark price.
+#[derive(Debug, Clone, Default)]
+pub struct MarketState {
+    pub spot: Option<Quote>,
+    pub perp: Option<Quote>,
+    pub mark: Option<Mark>,
+    /// Timestamps of the last quote of each market (feed staleness).
+    pub spot_ts: Option<TsNs>,
+    pub perp_ts: Option<TsNs>,
+    mark_f: [f64; 3],
+    has_mark: bool,
+}
+
+#[inline]
+fn bps(num: f64, den: f64) -> f64 {
+    num / den * 10_000.0
+}
+
+impl MarketState {
+    pub fn new() -> Self {
+        MarketState {
+            mark_f: [f64::NAN; 3],
+            ..Default::default()
+        }
+    }
+
+    pub fn on_mark(&mut self, m: &Mark) {
+        self.mark = Some(*m);
+        self.mark_f = [
+            to_f64(m.mark),
+            to_f64(m.index),
+            to_f64(m.funding_rate) * 10_000.0,
+        ];
+        self.has_mark = true;
+    }
+
+    /// Records a quote; returns the new sample when both markets have a quote.
+    #[inline]
+    pub fn on_quote(&mut self, ts: TsNs, q: &Quote) -> Option<Sample> {
+        match q.venue {
+            Venue::Spot => {
+                self.spot = Some(*q);
+                self.spot_ts = Some(ts);
+            }
+            Venue::Perp => {
+                self.perp = Some(*q);
+                self.perp_ts = Some(ts);
+            }
+        }
+        let (s, p) = (self.spot.as_ref()?, self.perp.as_ref()?);
+        let (sb, sa, pb, pa) = (to_f64(s.bid), to_f64(s.ask), to_f64(p.bid), to_f64(p.ask));
+        let spot_mid = (sb + sa) * 0.5;
+        let perp_mid = (pb + pa) * 0.5;
+        let mut values = [f64::NAN; SERIES_COUNT];
+        values[SeriesId::SpotMid as usize] = spot_mid;
+        values[SeriesId::PerpMid as usize] = perp_mid;
+        values[SeriesId::PremiumBps as usize] = bps(spot_mid - perp_mid, perp_mid);
+        values[SeriesId::SpotSpreadBps as usize] = bps(sa - sb, spot_mid);
+        values[SeriesId::PerpSpreadBps as usize] = bps(pa - pb, perp_mid);
+        values[SeriesId::SpotBid as usize] = sb;
+        values[SeriesId::SpotAsk as usize] = sa;
+        values[SeriesId::PerpBid as usize] = pb;
+        values[SeriesId::PerpAsk as usize] = pa;
+        values[SeriesId::MarkPrice as usize] = self.mark_f[0];
+        values[SeriesId::IndexPrice as usize] = self.mark_f[1];
+        values[SeriesId::FundingBps as usize] = self.mark_f[2];
+        Some(Sample { ts, values })
+    }
+
+    /// Both markets have quoted.
+    pub fn ready(&self) -> bool {
+        self.spot.is_some() && self.perp.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Decimal;
+    use std::str::FromStr;
+
+    fn q(venue: Venue, bid: &str, ask: &str) -> Quote {
+        Quote {
+            venue,
+            bid: Decimal::from_str(bid).unwrap(),
+            ask: Decimal::from_str(ask).unwrap(),
+            bid_qty: Decimal::ONE,
+            ask_qty: Decimal::ONE,
+        }
+    }
+
+    #[test]
+    fn premium_needs_both_markets() {
+        let mut m = MarketState::new();
+        assert!(m.on_quote(1, &q(Venue::Spot, "100.0", "100.2")).is_none());
+        let s = m.on_quote(2, &q(Venue::Perp, "99.9", "100.1")).unwrap();
+        assert_eq!(s.get(SeriesId::SpotMid), 100.1);
+        assert_eq!(s.get(SeriesId::PerpMid), 100.0);
+        assert!((s.get(SeriesId::PremiumBps) - 10.0).abs() < 1e-9);
+        assert!((s.get(SeriesId::PerpSpreadBps) - 20.0).abs() < 1e-9);
+        assert!(s.get(SeriesId::MarkPrice).is_nan());
+        assert_eq!(
+            SeriesId::from_name("premium_bps"),
+            Some(SeriesId::PremiumBps)
+        );
+        assert_eq!(SeriesId::ALL.len(), SERIES_COUNT);
+    }
+}

@@ -1,0 +1,1 @@
+//! (to be written) Persistent state in sled: orders, fills, positions, PnL, decision journal.

@@ -1,0 +1,1 @@
+//! (to be written) The strategy language: strategies/*.toml parsed, compiled and evaluated.

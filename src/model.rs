@@ -183,6 +183,48 @@ pub struct Fill {
     pub rule: String,
 }
 
+/// An order's progress as reported by an exchange (REST result, order query, or user-data stream).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderUpdate {
+    pub ts: TsNs,
+    pub client_id: String,
+    pub symbol: String,
+    #[serde(default)]
+    pub exchange_id: Option<i64>,
+    pub state: OrderState,
+    /// The execution this update reports, if it reports one (a trade on the user-data stream).
+    #[serde(default)]
+    pub fill: Option<Fill>,
+    /// Cumulative filled quantity and average price of the order so far.
+    #[serde(default)]
+    pub cum_qty: Decimal,
+    #[serde(default)]
+    pub avg_price: Option<Decimal>,
+    /// Rejection or error text.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A position as the exchange reports it (positionRisk or ACCOUNT_UPDATE).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExchangePosition {
+    pub symbol: String,
+    /// Signed quantity (one-way mode).
+    pub qty: Decimal,
+    pub entry_price: Decimal,
+    #[serde(default)]
+    pub unrealized_pnl: Decimal,
+}
+
+/// A balance as the exchange reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Balance {
+    pub asset: String,
+    pub wallet: Decimal,
+    #[serde(default)]
+    pub available: Option<Decimal>,
+}
+
 /// Net position of one symbol (one-way mode).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Position {

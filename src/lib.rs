@@ -4,11 +4,13 @@
 //! turn the outside world into [`engine::Event`]s and carry its decisions out.
 
 pub mod binance;
+pub mod config;
 pub mod engine;
 pub mod local_exchange;
 pub mod market;
 pub mod model;
 pub mod report;
+pub mod risk;
 pub mod signal;
 pub mod store;
 pub mod strategy;

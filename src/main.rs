@@ -1,1 +1,290 @@
-fn main() {}
+//! The `premia` command line: parses arguments, sets up logging, loads configs, and calls into the library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use premia::config::Config;
+
+#[derive(Parser)]
+#[command(name = "premia", version, about = "Paper-trade Binance USD-M futures on the spot premium", long_about = None)]
+struct Cli {
+    /// Log filter for stderr (overrides the config's log.level and RUST_LOG), e.g. "debug" or "premia=trace".
+    #[arg(long, global = true, value_name = "FILTER")]
+    log: Option<String>,
+    /// Also write logs as JSON lines to this file.
+    #[arg(long, global = true, value_name = "FILE")]
+    log_json: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Backtest a strategy on recorded market data.
+    Backtest(BacktestArgs),
+    /// Validate a config and the strategy it names; reports every problem at once.
+    Check(CheckArgs),
+    /// Summarise a state dir (a backtest or a live run): positions, trades, PnL.
+    Report(ReportArgs),
+    /// Write a synthetic quote CSV (ts_ns,market,bid,ask,bid_qty,ask_qty) for benchmarks.
+    GenTicks(GenTicksArgs),
+}
+
+#[derive(Args)]
+struct BacktestArgs {
+    /// Market data: a recording (`<ts> <frame>` lines), a quote CSV, or `spot:PATH` / `perp:PATH` Binance public
+    /// CSVs; plain or .gz. Repeat for several files; they are merged by timestamp.
+    #[arg(long, required = true, value_name = "PATH")]
+    data: Vec<String>,
+    /// Strategy file (default: the config's `strategy`).
+    #[arg(long, value_name = "FILE")]
+    strategy: Option<PathBuf>,
+    /// Config file for fees, filters and risk limits (default: config/default.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Write every fill as `ts_ns,symbol,side,qty,price,fee,rule`.
+    #[arg(long, value_name = "FILE")]
+    fills_csv: Option<PathBuf>,
+    /// Print one JSON object instead of the human summary.
+    #[arg(long)]
+    json: bool,
+    /// State dir for orders, fills and the journal (default: a fresh folder under state/).
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    /// Config file (default: config/default.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Check this strategy file instead of the one the config names.
+    #[arg(long, value_name = "FILE")]
+    strategy: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// State dir (default: the most recently used folder under state/).
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
+    /// Print one JSON object (positions, orders, fills, realized_pnl, …) for scripts.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct GenTicksArgs {
+    /// Output file (`.gz` to compress).
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Number of ticks.
+    #[arg(long, default_value_t = 1_000_000)]
+    ticks: u64,
+    /// Random seed (same seed, same file).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Sets up tracing: human lines on stderr, optionally JSON lines to a file.
+fn init_logging(filter: &str, json_file: Option<&Path>) -> Result<()> {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::EnvFilter;
+    let env = std::env::var("RUST_LOG").ok();
+    let make_filter = || EnvFilter::try_new(env.as_deref().unwrap_or(filter)).or_else(|_| EnvFilter::try_new("info"));
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_filter(make_filter()?);
+    let json = match json_file {
+        Some(p) => {
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("opening log file {}", p.display()))?;
+            Some(tracing_subscriber::fmt::layer().json().with_writer(std::sync::Mutex::new(file)).with_filter(make_filter()?))
+        }
+        None => None,
+    };
+    tracing_subscriber::registry().with(stderr).with(json).init();
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let log = cli.log.clone();
+    let log_json = cli.log_json.clone();
+    let setup = |cfg: Option<&Config>| -> Result<()> {
+        let level = log.clone().or_else(|| cfg.map(|c| c.log.level.clone())).unwrap_or_else(|| "info".into());
+        let json = log_json.clone().or_else(|| cfg.and_then(|c| c.log.json_file.clone()));
+        init_logging(&level, json.as_deref())
+    };
+    match cli.command {
+        Command::Backtest(a) => {
+            let config = Config::load(a.config.as_deref())?;
+            // Backtests log warnings only unless asked: decisions would drown the summary.
+            let quiet = log.is_none() && std::env::var_os("RUST_LOG").is_none();
+            if quiet {
+                init_logging("warn", log_json.as_deref())?;
+            } else {
+                setup(Some(&config))?;
+            }
+            let strategy_path = a.strategy.clone().unwrap_or_else(|| config.strategy.clone());
+            let strategy = premia::strategy::load_file(&strategy_path)?;
+            let state_dir = a.state.clone().unwrap_or_else(|| fresh_state_dir("backtest", &strategy.name));
+            let result = premia::backtest::run(premia::backtest::BacktestOptions {
+                data: a.data,
+                strategy,
+                config,
+                state_dir,
+                fills_csv: a.fills_csv,
+                progress: !a.json,
+            })?;
+            if a.json {
+                println!("{}", result.to_json());
+            } else {
+                print!("{}", result.render_text());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check(a) => {
+            setup(None)?;
+            check(a)
+        }
+        Command::Report(a) => {
+            setup(None)?;
+            let dir = match a.state {
+                Some(d) => d,
+                None => latest_state_dir(Path::new("state"))?,
+            };
+            if !dir.exists() {
+                anyhow::bail!("state dir {} does not exist", dir.display());
+            }
+            let store = premia::store::Store::open(&dir)?;
+            let report = premia::report::Report::load(&store)?;
+            if a.json {
+                println!("{}", report.to_json());
+            } else {
+                println!("state: {}", dir.display());
+                print!("{}", report.render_text());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::GenTicks(a) => {
+            setup(None)?;
+            let file = std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+            let gz = a.out.extension().is_some_and(|e| e == "gz");
+            let mut out: Box<dyn std::io::Write> = if gz {
+                Box::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast()))
+            } else {
+                Box::new(std::io::BufWriter::with_capacity(1 << 20, file))
+            };
+            premia::market::gen::generate_ticks(a.ticks, a.seed, &mut out)?;
+            out.flush()?;
+            eprintln!("wrote {} ticks to {}", a.ticks, a.out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `premia check`: config and strategy problems, all of them, then a one-line verdict.
+fn check(a: CheckArgs) -> Result<ExitCode> {
+    let mut failed = false;
+    let config = match Config::load(a.config.as_deref()) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("{e}");
+            failed = true;
+            None
+        }
+    };
+    let strategy_path = a.strategy.or_else(|| config.as_ref().map(|c| c.strategy.clone())).filter(|p| !p.as_os_str().is_empty());
+    if let Some(p) = &strategy_path {
+        match premia::strategy::load_file(p) {
+            Ok(s) => println!(
+                "strategy {} ({}): {} rule{}, symbol {}",
+                p.display(),
+                s.name,
+                s.rules.len(),
+                if s.rules.len() == 1 { "" } else { "s" },
+                s.symbol
+            ),
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    if let Some(c) = &config {
+        println!("config {}: ok (exchange mode {:?}, state dir {})", c.source, c.exchange.mode, c.state_dir.display());
+    }
+    if failed {
+        eprintln!("check failed");
+        Ok(ExitCode::from(2))
+    } else {
+        println!("check passed");
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// A new folder name under state/ for a run: `state/<kind>-<strategy>-<UTC time>`.
+fn fresh_state_dir(kind: &str, strategy: &str) -> PathBuf {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (d, t) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, day) = civil_from_days(d);
+    let name: String = strategy.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
+    let base = format!("{kind}-{name}-{y:04}{m:02}{day:02}T{:02}{:02}{:02}Z", t / 3600, t / 60 % 60, t % 60);
+    let mut dir = Path::new("state").join(&base);
+    let mut i = 2;
+    while dir.exists() {
+        dir = Path::new("state").join(format!("{base}-{i}"));
+        i += 1;
+    }
+    dir
+}
+
+/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// The most recently modified sub-folder of `root` that holds a sled database.
+fn latest_state_dir(root: &Path) -> Result<PathBuf> {
+    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+    let entries = std::fs::read_dir(root).with_context(|| format!("no state dir given and {} cannot be read", root.display()))?;
+    for e in entries.flatten() {
+        let p = e.path();
+        if !p.join("db").exists() && !p.join("conf").exists() {
+            continue;
+        }
+        let t = e.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
+        if best.as_ref().is_none_or(|(bt, _)| t > *bt) {
+            best = Some((t, p));
+        }
+    }
+    best.map(|(_, p)| p).with_context(|| format!("no state dir given and none found under {}; pass --state DIR", root.display()))
+}

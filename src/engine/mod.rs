@@ -1,1 +1,737 @@
-//! (to be written) The synchronous trading engine.
+//! The synchronous trading engine: events in, actions out, no I/O.
+//!
+//! One [`Engine`] owns all trading state of one strategy — indicators, position, the pending order, risk — and handles
+//! one [`Event`] at a time. Backtests call it in a loop; live runs call it from one task reading the event channel.
+//! Its clock is the event timestamps: nothing inside reads the wall clock.
+
+use std::collections::VecDeque;
+
+use rust_decimal::prelude::*;
+
+use crate::market::{MarketEvent, MarketKind};
+use crate::model::{
+    to_f64, Fill, JournalEntry, JournalKind, OrderRecord, OrderRequest, OrderState, OrderType, OrderUpdate, Position,
+    Side, SymbolFilters, TsNs, NS_PER_S,
+};
+use crate::risk::{DenyReason, Risk, RiskContext, RiskDecision, RiskLimits, StateChange, TradingState};
+use crate::signal::MarketState;
+use crate::strategy::{Context, OrderSize, RuleAction, Signals, Strategy};
+
+/// Everything that can happen to the engine.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Market(MarketEvent),
+    /// Progress of one of our orders (REST result, order query, user-data stream, or the simulator).
+    Order(OrderUpdate),
+    /// Time passes with no market data (live runs tick this so `max_hold` fires on a silent feed).
+    Clock(TsNs),
+    Control(Control, TsNs),
+}
+
+/// Operator commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// No new entries (shutdown begins); exits still run.
+    StopEntries,
+    /// Close the open position now (`--flatten-on-exit`).
+    Flatten,
+}
+
+/// What the engine decided. The caller persists and executes these in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Write the order (state INTENT) to the store, then send it.
+    Place(OrderRecord),
+    /// Cancel a resting order.
+    Cancel { client_id: String, symbol: String },
+    /// An order's record changed (store it).
+    OrderChanged(OrderRecord),
+    /// A fill was booked; the position after it (store both).
+    Filled { fill: Fill, position: Position },
+    /// The position changed without a fill (reconciliation with the exchange).
+    PositionChanged(Position),
+    /// Append to the decision journal.
+    Journal(JournalEntry),
+}
+
+/// Engine settings that are not part of the strategy.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub filters: SymbolFilters,
+    pub risk: RiskLimits,
+    /// Prefix of client order ids; with a sequence number appended it must stay ≤ 36 chars, `[A-Za-z0-9_-]`.
+    pub client_id_prefix: String,
+    /// Fee rates used when an exchange reports an execution without its commission (REST results).
+    pub taker_fee_rate: Decimal,
+    pub maker_fee_rate: Decimal,
+}
+
+/// Counters for summaries.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    pub events: u64,
+    pub samples: u64,
+    /// Decisions per entry/exit rule, indexed like `Strategy::rules`.
+    pub rule_fires: Vec<u64>,
+    /// Exits by built-in reason: max_hold, take_profit, stop_loss, flatten.
+    pub exit_reasons: [u64; 4],
+    pub orders: u64,
+    pub fills: u64,
+    pub denials: u64,
+    pub rejects: u64,
+}
+
+const RECENT_ORDERS: usize = 16;
+
+const EXIT_NAMES: [&str; 4] = ["max_hold", "take_profit", "stop_loss", "flatten"];
+
+/// The engine.
+pub struct Engine {
+    strategy: Strategy,
+    signals: Signals,
+    market: MarketState,
+    cfg: EngineConfig,
+    risk: Risk,
+    position: Position,
+    /// Rule (or exit reason) of the open position's entry.
+    entry_rule: String,
+    /// The one order in flight, if any. While it exists no new action is taken.
+    pending: Option<OrderRecord>,
+    /// Recently finished orders, so late duplicate reports of their fills are recognised.
+    recent: VecDeque<OrderRecord>,
+    seq: u64,
+    now: TsNs,
+    stop_entries: bool,
+    flatten_requested: bool,
+    last_denial: Option<(usize, &'static str, TsNs)>,
+    stats: Stats,
+}
+
+impl Engine {
+    pub fn new(strategy: Strategy, cfg: EngineConfig) -> Engine {
+        let signals = Signals::new(&strategy);
+        let stats = Stats { rule_fires: vec![0; strategy.rules.len()], ..Default::default() };
+        let position = Position::flat(&strategy.symbol);
+        Engine {
+            risk: Risk::new(cfg.risk.clone()),
+            strategy,
+            signals,
+            market: MarketState::new(),
+            cfg,
+            position,
+            entry_rule: String::new(),
+            pending: None,
+            recent: VecDeque::with_capacity(RECENT_ORDERS),
+            seq: 0,
+            now: i64::MIN,
+            stop_entries: false,
+            flatten_requested: false,
+            last_denial: None,
+            stats,
+        }
+    }
+
+    /// Restores state loaded from the store (restart): the position and the order still in flight.
+    pub fn restore(&mut self, position: Position, pending: Option<OrderRecord>, next_seq: u64) {
+        if let Some(p) = &pending {
+            self.entry_rule = p.request.rule.clone();
+        }
+        self.position = position;
+        self.pending = pending;
+        self.seq = self.seq.max(next_seq);
+    }
+
+    /// Replaces the exchange filters (live runs read them from exchangeInfo).
+    pub fn set_filters(&mut self, filters: SymbolFilters) {
+        self.cfg.filters = filters;
+    }
+
+    pub fn strategy(&self) -> &Strategy {
+        &self.strategy
+    }
+    pub fn position(&self) -> &Position {
+        &self.position
+    }
+    pub fn pending(&self) -> Option<&OrderRecord> {
+        self.pending.as_ref()
+    }
+    pub fn market(&self) -> &MarketState {
+        &self.market
+    }
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+    pub fn trading_state(&self) -> TradingState {
+        self.risk.state()
+    }
+    pub fn exit_reason_counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        EXIT_NAMES.iter().copied().zip(self.stats.exit_reasons.iter().copied())
+    }
+    /// The next client-order sequence number (persisted so restarts never reuse an id).
+    pub fn next_seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Last perp mid as an exact decimal.
+    pub fn perp_mid(&self) -> Option<Decimal> {
+        self.market.perp.map(|q| (q.bid + q.ask) / Decimal::TWO)
+    }
+
+    /// Unrealised PnL of the open position at the perp mid.
+    pub fn unrealized_pnl(&self) -> Decimal {
+        match self.perp_mid() {
+            Some(mid) if !self.position.is_flat() => self.position.unrealized(mid),
+            _ => Decimal::ZERO,
+        }
+    }
+
+    /// Handles one event; appends the resulting actions to `out` (which the caller clears and reuses).
+    pub fn on_event(&mut self, event: &Event, out: &mut Vec<Action>) {
+        match event {
+            Event::Market(m) => self.on_market(m, out),
+            Event::Order(u) => self.on_order_update(u, out),
+            Event::Clock(ts) => {
+                if self.advance_clock(*ts) {
+                    self.signals.advance(*ts);
+                    self.decide(out);
+                }
+            }
+            Event::Control(c, ts) => {
+                self.advance_clock(*ts);
+                match c {
+                    Control::StopEntries => self.stop_entries = true,
+                    Control::Flatten => {
+                        self.stop_entries = true;
+                        self.flatten_requested = true;
+                    }
+                }
+                self.decide(out);
+            }
+        }
+    }
+
+    /// Moves the clock forward; returns false for an event from the past (its time is not used).
+    fn advance_clock(&mut self, ts: TsNs) -> bool {
+        if ts >= self.now {
+            self.now = ts;
+            true
+        } else {
+            false
+        }
+    }
+
+    #[inline]
+    fn on_market(&mut self, m: &MarketEvent, out: &mut Vec<Action>) {
+        self.stats.events += 1;
+        // Out-of-order timestamps (merged files, clock skew) are clamped so windows stay monotonic.
+        let ts = m.ts.max(self.now);
+        self.now = ts;
+        match &m.kind {
+            MarketKind::Quote(q) => {
+                if let Some(sample) = self.market.on_quote(ts, q) {
+                    self.stats.samples += 1;
+                    self.signals.on_sample(&sample);
+                } else {
+                    self.signals.advance(ts);
+                }
+            }
+            MarketKind::Mark(mk) => {
+                self.market.on_mark(mk);
+                self.signals.advance(ts);
+            }
+            MarketKind::Trade(_) | MarketKind::Liquidation(_) => self.signals.advance(ts),
+        }
+        if !self.market.ready() {
+            return;
+        }
+        self.check_kill_switch(out);
+        self.decide(out);
+    }
+
+    fn check_kill_switch(&mut self, out: &mut Vec<Action>) {
+        if self.position.is_flat() && self.risk.state() == TradingState::Active && self.position.realized_pnl.is_zero() {
+            return;
+        }
+        let change = self.risk.on_pnl(self.now, self.position.realized_pnl, self.unrealized_pnl(), self.position.is_flat());
+        if let Some(c) = change {
+            self.journal_state_change(c, out);
+        }
+    }
+
+    fn journal_state_change(&mut self, c: StateChange, out: &mut Vec<Action>) {
+        tracing::warn!(from = c.from.as_str(), to = c.to.as_str(), reason = %c.reason, "trading state changed");
+        out.push(Action::Journal(JournalEntry {
+            ts: self.now,
+            kind: JournalKind::TradingState,
+            rule: String::new(),
+            action: c.to.as_str().to_string(),
+            values: Vec::new(),
+            risk: String::new(),
+            client_id: None,
+            note: c.reason,
+        }));
+    }
+
+    fn context(&self) -> Context {
+        if self.position.is_flat() {
+            return Context::flat();
+        }
+        let entry = to_f64(self.position.entry_price);
+        let mid = self.market.perp.map(|q| (to_f64(q.bid) + to_f64(q.ask)) * 0.5).unwrap_or(f64::NAN);
+        let dir = if self.position.qty.is_sign_positive() { 1.0 } else { -1.0 };
+        let hold_s = self.position.opened_ts.map(|t| (self.now - t) as f64 / NS_PER_S as f64).unwrap_or(f64::NAN);
+        Context { pnl_pct: (mid / entry - 1.0) * 100.0 * dir, hold_s }
+    }
+
+    /// After each event: exits first when a position is open, else entries in file order; one action at most.
+    fn decide(&mut self, out: &mut Vec<Action>) {
+        if let Some(p) = &self.pending {
+            self.check_limit_timeout(p.clone_if_expired(self.now, self.strategy.order.limit_timeout_ns), out);
+            return;
+        }
+        if !self.market.ready() {
+            return;
+        }
+        let ctx = self.context();
+        if !self.position.is_flat() {
+            if let Some((reason, rule_idx)) = self.exit_reason(&ctx) {
+                self.place_exit(reason, rule_idx, &ctx, out);
+            }
+            return;
+        }
+        if self.stop_entries || self.risk.state() != TradingState::Active {
+            return;
+        }
+        for i in 0..self.strategy.rules.len() {
+            let action = self.strategy.rules[i].action;
+            if action == RuleAction::Exit {
+                continue;
+            }
+            if self.signals.eval_rule(&self.strategy, i, self.now, &ctx) {
+                let side = if action == RuleAction::EnterLong { Side::Buy } else { Side::Sell };
+                self.place_entry(i, side, &ctx, out);
+                return;
+            }
+        }
+    }
+
+    /// The first exit that applies: max_hold, take-profit, stop-loss, flatten, then exit rules in file order.
+    fn exit_reason(&self, ctx: &Context) -> Option<(usize, Option<usize>)> {
+        if self.flatten_requested {
+            return Some((3, None));
+        }
+        let exit = &self.strategy.exit;
+        if let (Some(max), Some(opened)) = (exit.max_hold_ns, self.position.opened_ts) {
+            if self.now - opened >= max {
+                return Some((0, None));
+            }
+        }
+        if let Some(tp) = exit.take_profit_pct {
+            if ctx.pnl_pct >= to_f64(tp) {
+                return Some((1, None));
+            }
+        }
+        if let Some(sl) = exit.stop_loss_pct {
+            if ctx.pnl_pct <= -to_f64(sl) {
+                return Some((2, None));
+            }
+        }
+        (0..self.strategy.rules.len())
+            .find(|&i| {
+                self.strategy.rules[i].action == RuleAction::Exit && self.signals.eval_rule(&self.strategy, i, self.now, ctx)
+            })
+            .map(|i| (usize::MAX, Some(i)))
+    }
+
+    fn next_client_id(&mut self) -> String {
+        self.seq += 1;
+        format!("{}{}", self.cfg.client_id_prefix, self.seq)
+    }
+
+    fn touch(&self, side: Side) -> Option<Decimal> {
+        self.market.perp.map(|q| if side == Side::Buy { q.ask } else { q.bid })
+    }
+
+    fn rule_values(&self, rule: Option<usize>, ctx: &Context) -> Vec<(String, f64)> {
+        let mut values = Vec::new();
+        if let Some(i) = rule {
+            self.signals.rule_values(&self.strategy, i, self.now, ctx, &mut values);
+        }
+        if let Some(s) = self.market_sample_values() {
+            values.extend(s);
+        }
+        values
+    }
+
+    /// premium and mids at decision time, for the journal.
+    fn market_sample_values(&self) -> Option<[(String, f64); 3]> {
+        let (s, p) = (self.market.spot?, self.market.perp?);
+        let sm = (to_f64(s.bid) + to_f64(s.ask)) * 0.5;
+        let pm = (to_f64(p.bid) + to_f64(p.ask)) * 0.5;
+        Some([
+            ("spot_mid".to_string(), sm),
+            ("perp_mid".to_string(), pm),
+            ("premium_bps".to_string(), (sm - pm) / pm * 10_000.0),
+        ])
+    }
+
+    fn place_entry(&mut self, rule: usize, side: Side, ctx: &Context, out: &mut Vec<Action>) {
+        let Some(touch) = self.touch(side) else { return };
+        let spec = &self.strategy.order;
+        let (order_type, price) = match spec.order_type {
+            OrderType::Market => (OrderType::Market, None),
+            OrderType::Limit => {
+                // Limit entries rest `limit_offset_bps` inside the touch: buys below the ask, sells above the bid.
+                let off = spec.limit_offset_bps / Decimal::from(10_000);
+                let raw = if side == Side::Buy { touch * (Decimal::ONE - off) } else { touch * (Decimal::ONE + off) };
+                (OrderType::Limit, Some(self.cfg.filters.round_price(raw, side)))
+            }
+        };
+        let exec_price = price.unwrap_or(touch);
+        let qty = match spec.size {
+            OrderSize::Quantity(q) => self.cfg.filters.round_qty(q),
+            OrderSize::NotionalUsdt(n) => {
+                if exec_price.is_zero() {
+                    return;
+                }
+                self.cfg.filters.round_qty(n / exec_price)
+            }
+        };
+        let rule_name = self.strategy.rules[rule].name.clone();
+        let action_name = self.strategy.rules[rule].action.as_str();
+        let request = OrderRequest {
+            client_id: String::new(),
+            symbol: self.strategy.symbol.clone(),
+            side,
+            order_type,
+            qty,
+            price,
+            reduce_only: false,
+            rule: rule_name.clone(),
+            decided_ts: self.now,
+        };
+        let mut decision = match self.cfg.filters.check(qty, exec_price, order_type) {
+            Err(e) => RiskDecision::Denied(DenyReason::Filter(e)),
+            Ok(()) => RiskDecision::Approved,
+        };
+        if decision == RiskDecision::Approved {
+            let rctx = RiskContext {
+                now: self.now,
+                perp_mid: self.perp_mid(),
+                exec_price,
+                position_qty: self.position.qty,
+                spot_ts: self.market.spot_ts,
+                perp_ts: self.market.perp_ts,
+            };
+            decision = self.risk.check(&request, &rctx);
+        }
+        match decision {
+            RiskDecision::Denied(reason) => {
+                self.stats.denials += 1;
+                let code = reason.code();
+                let repeat = matches!(self.last_denial, Some((r, c, t)) if r == rule && c == code && self.now - t < NS_PER_S);
+                if !repeat {
+                    self.last_denial = Some((rule, code, self.now));
+                    tracing::info!(rule = %rule_name, action = action_name, reason = %reason, "entry denied by risk");
+                    let values = self.rule_values(Some(rule), ctx);
+                    out.push(Action::Journal(JournalEntry {
+                        ts: self.now,
+                        kind: JournalKind::RiskDenied,
+                        rule: rule_name,
+                        action: action_name.to_string(),
+                        values,
+                        risk: reason.to_string(),
+                        client_id: None,
+                        note: String::new(),
+                    }));
+                }
+            }
+            RiskDecision::Approved => {
+                self.stats.rule_fires[rule] += 1;
+                let values = self.rule_values(Some(rule), ctx);
+                self.submit(request, action_name, values, out);
+            }
+        }
+    }
+
+    fn place_exit(&mut self, reason: usize, rule: Option<usize>, ctx: &Context, out: &mut Vec<Action>) {
+        let side = if self.position.qty.is_sign_positive() { Side::Sell } else { Side::Buy };
+        let (name, values) = match rule {
+            Some(i) => {
+                self.stats.rule_fires[i] += 1;
+                (self.strategy.rules[i].name.clone(), self.rule_values(Some(i), ctx))
+            }
+            None => {
+                self.stats.exit_reasons[reason] += 1;
+                let mut v = self.rule_values(None, ctx);
+                v.push(("pnl_pct".to_string(), ctx.pnl_pct));
+                v.push(("hold_s".to_string(), ctx.hold_s));
+                (EXIT_NAMES[reason].to_string(), v)
+            }
+        };
+        let request = OrderRequest {
+            client_id: String::new(),
+            symbol: self.strategy.symbol.clone(),
+            side,
+            order_type: OrderType::Market,
+            qty: self.position.qty.abs(),
+            price: None,
+            reduce_only: true,
+            rule: name,
+            decided_ts: self.now,
+        };
+        let rctx = RiskContext {
+            now: self.now,
+            perp_mid: self.perp_mid(),
+            exec_price: self.touch(side).unwrap_or_default(),
+            position_qty: self.position.qty,
+            spot_ts: self.market.spot_ts,
+            perp_ts: self.market.perp_ts,
+        };
+        match self.risk.check(&request, &rctx) {
+            RiskDecision::Approved => self.submit(request, "exit", values, out),
+            RiskDecision::Denied(reason) => {
+                self.stats.denials += 1;
+                if !matches!(self.last_denial, Some((usize::MAX, c, t)) if c == reason.code() && self.now - t < NS_PER_S) {
+                    self.last_denial = Some((usize::MAX, reason.code(), self.now));
+                    tracing::warn!(reason = %reason, "exit denied by risk");
+                    out.push(Action::Journal(JournalEntry {
+                        ts: self.now,
+                        kind: JournalKind::RiskDenied,
+                        rule: request.rule,
+                        action: "exit".into(),
+                        values,
+                        risk: reason.to_string(),
+                        client_id: None,
+                        note: String::new(),
+                    }));
+                }
+            }
+        }
+    }
+
+    fn submit(&mut self, mut request: OrderRequest, action: &str, values: Vec<(String, f64)>, out: &mut Vec<Action>) {
+        request.client_id = self.next_client_id();
+        self.risk.on_order_sent(self.now);
+        self.stats.orders += 1;
+        tracing::info!(
+            rule = %request.rule,
+            action,
+            side = request.side.as_str(),
+            qty = %request.qty,
+            client_id = %request.client_id,
+            values = %fmt_values(&values),
+            "decision"
+        );
+        out.push(Action::Journal(JournalEntry {
+            ts: self.now,
+            kind: JournalKind::Decision,
+            rule: request.rule.clone(),
+            action: action.to_string(),
+            values,
+            risk: "approved".into(),
+            client_id: Some(request.client_id.clone()),
+            note: String::new(),
+        }));
+        let record = OrderRecord::new(request);
+        self.pending = Some(record.clone());
+        out.push(Action::Place(record));
+    }
+
+    fn check_limit_timeout(&mut self, expired: Option<(String, String)>, out: &mut Vec<Action>) {
+        if let Some((client_id, symbol)) = expired {
+            if let Some(p) = &mut self.pending {
+                if p.note.as_deref() != Some("cancel requested") {
+                    p.note = Some("cancel requested".into());
+                    out.push(Action::Cancel { client_id, symbol });
+                }
+            }
+        }
+    }
+
+    fn on_order_update(&mut self, u: &OrderUpdate, out: &mut Vec<Action>) {
+        self.advance_clock(u.ts);
+        let (mut rec, was_pending) = match self.pending.take() {
+            Some(p) if p.request.client_id == u.client_id => (p, true),
+            other => {
+                self.pending = other;
+                match self.recent.iter().position(|r| r.request.client_id == u.client_id) {
+                    Some(i) => match self.recent.remove(i) {
+                        Some(r) => (r, false),
+                        None => return,
+                    },
+                    None => {
+                        tracing::warn!(client_id = %u.client_id, state = u.state.as_str(), "update for an order premia does not track; ignored");
+                        out.push(Action::Journal(JournalEntry {
+                            ts: self.now,
+                            kind: JournalKind::Note,
+                            rule: String::new(),
+                            action: "untracked_order_update".into(),
+                            values: Vec::new(),
+                            risk: String::new(),
+                            client_id: Some(u.client_id.clone()),
+                            note: format!("state {} cum_qty {}", u.state.as_str(), u.cum_qty),
+                        }));
+                        return;
+                    }
+                }
+            }
+        };
+        if let Some(id) = u.exchange_id {
+            rec.exchange_id = Some(id);
+        }
+        rec.updated_ts = u.ts;
+        // Fills are counted by cumulative quantity, so one reported by the REST result and again by the user-data
+        // stream (in either order) is booked once.
+        let cum = u.cum_qty.max(u.fill.as_ref().map(|f| rec.filled_qty + f.qty).unwrap_or_default());
+        let delta = cum - rec.filled_qty;
+        if delta > Decimal::ZERO {
+            let fill = self.fill_from_update(&rec, u, delta, cum);
+            let prev_notional = rec.avg_price.unwrap_or_default() * rec.filled_qty;
+            rec.filled_qty = cum;
+            rec.avg_price = Some((prev_notional + fill.price * fill.qty) / cum);
+            let was_flat = self.position.is_flat();
+            self.book_fill(fill, out);
+            if was_flat && !self.position.is_flat() {
+                self.position.opened_ts = Some(rec.request.decided_ts);
+                self.entry_rule = rec.request.rule.clone();
+                if let Some(Action::Filled { position, .. }) = out.last_mut() {
+                    position.opened_ts = self.position.opened_ts;
+                }
+            }
+        }
+        // States only move forward: a late NEW after PARTIALLY_FILLED or FILLED is ignored.
+        if !rec.state.is_terminal() && state_rank(u.state) >= state_rank(rec.state) {
+            rec.state = u.state;
+        }
+        if let Some(r) = &u.reason {
+            rec.note = Some(r.clone());
+        }
+        if u.state == OrderState::Rejected && was_pending {
+            self.stats.rejects += 1;
+            tracing::warn!(client_id = %rec.request.client_id, reason = u.reason.as_deref().unwrap_or(""), "order rejected");
+        }
+        out.push(Action::OrderChanged(rec.clone()));
+        if rec.state.is_terminal() {
+            if self.recent.len() == RECENT_ORDERS {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(rec);
+        } else {
+            self.pending = Some(rec);
+        }
+        self.check_kill_switch(out);
+    }
+
+    /// The execution an update reports: its own trade when it carries one for exactly the new quantity, else one
+    /// derived from the change in cumulative quantity and average price (fee estimated at the configured rate).
+    fn fill_from_update(&self, rec: &OrderRecord, u: &OrderUpdate, delta: Decimal, cum: Decimal) -> Fill {
+        if let Some(f) = u.fill.as_ref().filter(|f| f.qty == delta) {
+            let mut f = f.clone();
+            if f.rule.is_empty() {
+                f.rule = rec.request.rule.clone();
+            }
+            return f;
+        }
+        let price = match u.avg_price.filter(|p| !p.is_zero()) {
+            Some(avg) => (avg * cum - rec.avg_price.unwrap_or_default() * rec.filled_qty) / delta,
+            None => u.fill.as_ref().map(|f| f.price).or_else(|| self.touch(rec.request.side)).unwrap_or_default(),
+        };
+        let rate = if rec.request.order_type == OrderType::Limit { self.cfg.maker_fee_rate } else { self.cfg.taker_fee_rate };
+        Fill {
+            ts: u.ts,
+            client_id: rec.request.client_id.clone(),
+            symbol: rec.request.symbol.clone(),
+            side: rec.request.side,
+            qty: delta,
+            price,
+            fee: price * delta * rate,
+            trade_id: None,
+            rule: rec.request.rule.clone(),
+        }
+    }
+
+    fn book_fill(&mut self, fill: Fill, out: &mut Vec<Action>) {
+        self.stats.fills += 1;
+        self.position.apply_fill(fill.side, fill.qty, fill.price, fill.fee);
+        tracing::info!(
+            client_id = %fill.client_id,
+            side = fill.side.as_str(),
+            qty = %fill.qty,
+            price = %fill.price,
+            fee = %fill.fee,
+            position = %self.position.qty,
+            realized_pnl = %self.position.realized_pnl.round_dp(4),
+            "fill"
+        );
+        out.push(Action::Filled { fill, position: self.position.clone() });
+    }
+
+    /// Replaces the position with the exchange's view (restart reconciliation: the exchange wins).
+    pub fn reconcile_position(&mut self, qty: Decimal, entry_price: Decimal, now: TsNs, out: &mut Vec<Action>) {
+        if self.position.qty == qty && (qty.is_zero() || self.position.entry_price == entry_price) {
+            return;
+        }
+        let note = format!(
+            "position {} @ {} in the store, {} @ {} on the exchange: exchange wins",
+            self.position.qty, self.position.entry_price, qty, entry_price
+        );
+        tracing::warn!("{note}");
+        self.position.qty = qty;
+        self.position.entry_price = if qty.is_zero() { Decimal::ZERO } else { entry_price };
+        if qty.is_zero() {
+            self.position.opened_ts = None;
+        } else if self.position.opened_ts.is_none() {
+            self.position.opened_ts = Some(now);
+        }
+        out.push(Action::Journal(JournalEntry {
+            ts: now,
+            kind: JournalKind::Reconcile,
+            rule: String::new(),
+            action: "position".into(),
+            values: Vec::new(),
+            risk: String::new(),
+            client_id: None,
+            note,
+        }));
+        out.push(Action::PositionChanged(self.position.clone()));
+    }
+}
+
+/// Order of states in an order's life, for ignoring reports that arrive out of order.
+fn state_rank(s: OrderState) -> u8 {
+    match s {
+        OrderState::Intent => 0,
+        OrderState::Sent | OrderState::Unknown => 1,
+        OrderState::New => 2,
+        OrderState::PartiallyFilled => 3,
+        OrderState::Filled | OrderState::Canceled | OrderState::Rejected | OrderState::Expired => 4,
+    }
+}
+
+trait LimitTimeout {
+    fn clone_if_expired(&self, now: TsNs, timeout: Option<i64>) -> Option<(String, String)>;
+}
+
+impl LimitTimeout for OrderRecord {
+    /// For a resting limit order older than the timeout: its ids, so the engine can cancel it.
+    fn clone_if_expired(&self, now: TsNs, timeout: Option<i64>) -> Option<(String, String)> {
+        let t = timeout?;
+        (self.request.order_type == OrderType::Limit
+            && matches!(self.state, OrderState::New | OrderState::PartiallyFilled)
+            && now - self.request.decided_ts >= t)
+            .then(|| (self.request.client_id.clone(), self.request.symbol.clone()))
+    }
+}
+
+/// `name=value` pairs for log lines.
+pub fn fmt_values(values: &[(String, f64)]) -> String {
+    let mut s = String::new();
+    for (i, (k, v)) in values.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(&format!("{k}={v:.4}"));
+    }
+    s
+}

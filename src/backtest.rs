@@ -1,0 +1,329 @@
+//! `premia backtest`: recorded market data through the same engine the live path runs, fills from the simulator,
+//! state in a sled dir that `premia report` reads like a live run's.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use crate::config::Config;
+use crate::engine::{Action, Engine, EngineConfig, Event};
+use crate::market::MarketReader;
+use crate::model::{Fill, OrderUpdate, TsNs};
+use crate::persist::{persist, PersistError};
+use crate::report::TradeStats;
+use crate::sim::SimExchange;
+use crate::store::{Durability, RunMeta, Store};
+use crate::strategy::Strategy;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BacktestError {
+    #[error(transparent)]
+    Data(#[from] crate::market::DataError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Persist(#[from] PersistError),
+    #[error("cannot write the fills CSV {path}: {source}")]
+    FillsCsv {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What to backtest.
+pub struct BacktestOptions {
+    pub data: Vec<String>,
+    pub strategy: Strategy,
+    pub config: Config,
+    pub state_dir: PathBuf,
+    pub fills_csv: Option<PathBuf>,
+    /// Show a progress bar on stderr (only when it is a terminal).
+    pub progress: bool,
+}
+
+/// The outcome of a backtest.
+#[derive(Debug, Clone)]
+pub struct BacktestResult {
+    pub events: u64,
+    pub samples: u64,
+    pub malformed_lines: u64,
+    pub first_ts: Option<TsNs>,
+    pub last_ts: Option<TsNs>,
+    pub elapsed_s: f64,
+    pub orders: u64,
+    pub fills: u64,
+    pub denials: u64,
+    pub stats: TradeStats,
+    pub realized_pnl: Decimal,
+    pub open_qty: Decimal,
+    pub rule_counts: Vec<(String, u64)>,
+    pub state_dir: PathBuf,
+    pub strategy: String,
+}
+
+impl BacktestResult {
+    pub fn events_per_s(&self) -> f64 {
+        if self.elapsed_s > 0.0 {
+            self.events as f64 / self.elapsed_s
+        } else {
+            0.0
+        }
+    }
+
+    /// Market time covered, in seconds.
+    pub fn span_s(&self) -> f64 {
+        match (self.first_ts, self.last_ts) {
+            (Some(a), Some(b)) => (b - a) as f64 / 1e9,
+            _ => 0.0,
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let num = |d: Decimal| serde_json::Number::from_f64(crate::model::to_f64(d)).map(serde_json::Value::Number);
+        json!({
+            "strategy": self.strategy,
+            "events": self.events,
+            "samples": self.samples,
+            "malformed_lines": self.malformed_lines,
+            "span_s": self.span_s(),
+            "first_ts_ns": self.first_ts,
+            "last_ts_ns": self.last_ts,
+            "elapsed_s": self.elapsed_s,
+            "events_per_s": self.events_per_s(),
+            "orders": self.orders,
+            "fills": self.fills,
+            "risk_denials": self.denials,
+            "trades": self.stats.trades,
+            "wins": self.stats.wins,
+            "win_rate": self.stats.win_rate,
+            "realized_pnl": num(self.realized_pnl),
+            "fees": num(self.stats.fees),
+            "max_drawdown": num(self.stats.max_drawdown),
+            "open_position_qty": num(self.open_qty),
+            "rules": self.rule_counts.iter().map(|(k, v)| json!({"rule": k, "decisions": v})).collect::<Vec<_>>(),
+            "state_dir": self.state_dir.display().to_string(),
+        })
+    }
+
+    pub fn render_text(&self) -> String {
+        let mut s = String::new();
+        let secs = self.span_s();
+        s.push_str(&format!("backtest of {}\n", self.strategy));
+        s.push_str(&format!(
+            "  events       {:>12}   ({} samples, {:.1} s of market time{})\n",
+            self.events,
+            self.samples,
+            secs,
+            if self.malformed_lines > 0 { format!(", {} malformed lines skipped", self.malformed_lines) } else { String::new() }
+        ));
+        s.push_str(&format!("  speed        {:>12.0} events/s ({:.3} s)\n", self.events_per_s(), self.elapsed_s));
+        s.push_str(&format!("  orders       {:>12}   fills {}   risk denials {}\n", self.orders, self.fills, self.denials));
+        s.push_str(&format!(
+            "  trades       {:>12}   wins {}   win rate {:.1} %\n",
+            self.stats.trades,
+            self.stats.wins,
+            self.stats.win_rate * 100.0
+        ));
+        s.push_str(&format!("  realised PnL {:>12} USDT (net of {} USDT fees)\n", self.realized_pnl.round_dp(4), self.stats.fees.round_dp(4)));
+        s.push_str(&format!("  max drawdown {:>12} USDT\n", self.stats.max_drawdown.round_dp(4)));
+        if !self.open_qty.is_zero() {
+            s.push_str(&format!("  open position {} at the end of the data\n", self.open_qty));
+        }
+        s.push_str("  decisions per rule:\n");
+        for (rule, n) in &self.rule_counts {
+            s.push_str(&format!("    {n:>6}  {rule}\n"));
+        }
+        s.push_str(&format!("  state: {}   (premia report --state {})\n", self.state_dir.display(), self.state_dir.display()));
+        s
+    }
+}
+
+/// Writes `ts_ns,symbol,side,qty,price,fee,rule` lines.
+struct FillsCsv {
+    out: BufWriter<File>,
+    path: String,
+}
+
+impl FillsCsv {
+    fn create(path: &Path) -> Result<Self, BacktestError> {
+        let p = path.display().to_string();
+        let file = File::create(path).map_err(|source| BacktestError::FillsCsv { path: p.clone(), source })?;
+        let mut out = BufWriter::new(file);
+        writeln!(out, "ts_ns,symbol,side,qty,price,fee,rule").map_err(|source| BacktestError::FillsCsv { path: p.clone(), source })?;
+        Ok(FillsCsv { out, path: p })
+    }
+
+    fn write(&mut self, f: &Fill) -> Result<(), BacktestError> {
+        writeln!(self.out, "{},{},{},{},{},{},{}", f.ts, f.symbol, f.side.as_str(), f.qty, f.price, f.fee.normalize(), csv_field(&f.rule))
+            .map_err(|source| BacktestError::FillsCsv { path: self.path.clone(), source })
+    }
+
+    fn finish(mut self) -> Result<(), BacktestError> {
+        self.out.flush().map_err(|source| BacktestError::FillsCsv { path: self.path.clone(), source })
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The engine settings a config gives.
+pub fn engine_config(config: &Config, client_id_prefix: &str) -> EngineConfig {
+    EngineConfig {
+        filters: config.filters.clone(),
+        risk: config.risk.clone(),
+        client_id_prefix: client_id_prefix.to_string(),
+        taker_fee_rate: config.fees.taker_rate,
+        maker_fee_rate: config.fees.maker_rate,
+    }
+}
+
+/// Runs a backtest to the end of the data.
+pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
+    if opts.data.is_empty() {
+        return Err(BacktestError::Invalid("no data: give at least one --data PATH".into()));
+    }
+    let mut reader = crate::market::open(&opts.data)?;
+    let store = Store::open_with(&opts.state_dir, Durability::Lazy)?;
+    store.put_meta(&RunMeta {
+        kind: "backtest".into(),
+        strategy: opts.strategy.name.clone(),
+        strategy_file: opts.strategy.source.display().to_string(),
+        symbol: opts.strategy.symbol.clone(),
+        started_ts: 0,
+        config: opts.config.source.clone(),
+        data: opts.data.clone(),
+    })?;
+    let mut fills_csv = opts.fills_csv.as_deref().map(FillsCsv::create).transpose()?;
+    let strategy_name = format!("{} ({})", opts.strategy.name, opts.strategy.source.display());
+    let mut engine = Engine::new(opts.strategy, engine_config(&opts.config, "bt-"));
+    let mut sim = SimExchange::new(opts.config.filters.clone(), opts.config.fees.taker_rate, opts.config.fees.maker_rate);
+
+    let bar = progress_bar(opts.progress, reader.total_bytes());
+    let started = Instant::now();
+    let mut actions: Vec<Action> = Vec::with_capacity(16);
+    let mut updates: Vec<OrderUpdate> = Vec::with_capacity(4);
+    let (mut malformed, mut first_ts, mut last_ts) = (0u64, None, None);
+    let mut n: u64 = 0;
+    while let Some(item) = reader.next() {
+        let ev = match item {
+            Ok(ev) => ev,
+            Err(e) => {
+                malformed += 1;
+                if malformed <= 10 {
+                    tracing::warn!("{e}; line skipped");
+                }
+                continue;
+            }
+        };
+        n += 1;
+        if first_ts.is_none() {
+            first_ts = Some(ev.ts);
+        }
+        last_ts = Some(ev.ts);
+        sim.on_market(&ev, &mut updates);
+        for u in updates.drain(..) {
+            engine.on_event(&Event::Order(u), &mut actions);
+        }
+        engine.on_event(&Event::Market(ev), &mut actions);
+        if !actions.is_empty() {
+            drain_actions(&mut engine, &mut sim, &store, &mut fills_csv, &mut actions, &mut updates, ev.ts)?;
+        }
+        if n & 0xFFFF == 0 {
+            if let Some(b) = &bar {
+                b.set_position(reader.bytes_read());
+            }
+        }
+    }
+    let elapsed_s = started.elapsed().as_secs_f64();
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if malformed > 10 {
+        tracing::warn!("{malformed} malformed lines skipped in all");
+    }
+    if let Some(f) = fills_csv {
+        f.finish()?;
+    }
+    store.flush()?;
+
+    let fills = store.fills()?;
+    let stats = TradeStats::from_fills(&fills);
+    let es = engine.stats();
+    let mut rule_counts: Vec<(String, u64)> =
+        engine.strategy().rules.iter().zip(&es.rule_fires).map(|(r, n)| (r.name.clone(), *n)).collect();
+    rule_counts.extend(engine.exit_reason_counts().filter(|(_, n)| *n > 0).map(|(k, n)| (format!("[exit] {k}"), n)));
+    Ok(BacktestResult {
+        events: es.events,
+        samples: es.samples,
+        malformed_lines: malformed,
+        first_ts,
+        last_ts,
+        elapsed_s,
+        orders: es.orders,
+        fills: es.fills,
+        denials: es.denials,
+        realized_pnl: engine.position().realized_pnl,
+        open_qty: engine.position().qty,
+        stats,
+        rule_counts,
+        state_dir: opts.state_dir,
+        strategy: strategy_name,
+    })
+}
+
+/// Carries out the engine's actions; orders go to the simulator, whose reports go straight back to the engine.
+fn drain_actions(
+    engine: &mut Engine,
+    sim: &mut SimExchange,
+    store: &Store,
+    fills_csv: &mut Option<FillsCsv>,
+    actions: &mut Vec<Action>,
+    updates: &mut Vec<OrderUpdate>,
+    now: TsNs,
+) -> Result<(), BacktestError> {
+    let mut work: Vec<Action> = std::mem::take(actions);
+    while !work.is_empty() {
+        for action in work.drain(..) {
+            persist(store, &action)?;
+            match &action {
+                Action::Place(rec) => sim.submit(rec, now, updates),
+                Action::Cancel { client_id, .. } => sim.cancel(client_id, now, updates),
+                Action::Filled { fill, .. } => {
+                    if let Some(csv) = fills_csv {
+                        csv.write(fill)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        for u in updates.drain(..) {
+            engine.on_event(&Event::Order(u), actions);
+        }
+        std::mem::swap(&mut work, actions);
+    }
+    Ok(())
+}
+
+fn progress_bar(enabled: bool, total: u64) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !enabled || !std::io::stderr().is_terminal() || total == 0 {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({eta})") {
+        bar.set_style(style);
+    }
+    Some(bar)
+}

@@ -1,0 +1,26 @@
+//! Writes the engine's actions to the store — the one place that decides what is persisted, shared by backtests
+//! and live runs. An order intent is stored before it is sent because callers persist an action before acting on it.
+
+use crate::engine::Action;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot persist {what}: {source}")]
+pub struct PersistError {
+    pub what: &'static str,
+    #[source]
+    pub source: StoreError,
+}
+
+/// Stores what an action changes. `Cancel` changes nothing until the exchange confirms.
+pub fn persist(store: &Store, action: &Action) -> Result<(), PersistError> {
+    let (what, r) = match action {
+        Action::Place(rec) => ("order intent", store.put_order(rec)),
+        Action::OrderChanged(rec) => ("order", store.put_order(rec)),
+        Action::Filled { fill, position } => ("fill", store.add_fill(fill).and_then(|_| store.put_position(position))),
+        Action::PositionChanged(position) => ("position", store.put_position(position)),
+        Action::Journal(entry) => ("journal entry", store.append_journal(entry)),
+        Action::Cancel { .. } => return Ok(()),
+    };
+    r.map_err(|source| PersistError { what, source })
+}

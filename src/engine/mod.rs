@@ -735,3 +735,6 @@ pub fn fmt_values(values: &[(String, f64)]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests;

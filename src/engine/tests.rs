@@ -120,8 +120,8 @@ fn window_drops_samples_older_than_w() {
     feed(&mut e, quote(0, Venue::Spot, "100"));
     feed(&mut e, quote(0, Venue::Perp, "101"));
     feed(&mut e, quote(S, Venue::Perp, "100"));
-    // At t = 11 s + 1 ns the t=0 sample (101) is outside; the oldest in the window is t=1 s (100): change = -0.5.
-    assert!(placed(&feed(&mut e, quote(11 * S + 1, Venue::Perp, "99.5"))).is_none());
+    // At t = 11 s the t=0 sample (101) is outside; the oldest in the window is t=1 s (100): change = -0.5.
+    assert!(placed(&feed(&mut e, quote(11 * S, Venue::Perp, "99.5"))).is_none());
     // At t = 10 s the t=0 sample is inside: change = 99.5 - 101 = -1.5 would fire; check with a fresh engine.
     let mut e = engine(DROP_LONG);
     feed(&mut e, quote(0, Venue::Spot, "100"));

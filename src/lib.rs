@@ -7,6 +7,7 @@ pub mod backtest;
 pub mod binance;
 pub mod config;
 pub mod engine;
+pub mod live;
 pub mod local_exchange;
 pub mod market;
 pub mod model;

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::io::Write;
+
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
@@ -29,6 +31,11 @@ enum Command {
     Check(CheckArgs),
     /// Summarise a state dir (a backtest or a live run): positions, trades, PnL.
     Report(ReportArgs),
+    /// Trade live: against the local exchange (the default config: bundled recording, no keys, no network) or a
+    /// Binance endpoint (config/testnet.toml, config/demo.toml).
+    Run(RunArgs),
+    /// Run the local Binance-speaking exchange on its own, replaying a recording.
+    Exchange(ExchangeArgs),
     /// Write a synthetic quote CSV (ts_ns,market,bid,ask,bid_qty,ask_qty) for benchmarks.
     GenTicks(GenTicksArgs),
 }
@@ -74,6 +81,38 @@ struct ReportArgs {
     /// Print one JSON object (positions, orders, fills, realized_pnl, …) for scripts.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Config file (default: config/default.toml, or its embedded copy).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Close the open position before exiting.
+    #[arg(long)]
+    flatten_on_exit: bool,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    max_seconds: Option<f64>,
+}
+
+#[derive(Args)]
+struct ExchangeArgs {
+    /// Recordings to replay (spot and USD-M; `spot:PATH` / `perp:PATH` to say which). Repeatable.
+    #[arg(long, required = true, value_name = "FILE")]
+    data: Vec<String>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9100", value_name = "ADDR")]
+    listen: String,
+    /// Replay speed (1 = real time, 10 = ten times faster, 0 = as fast as possible).
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Start the recording over when it ends.
+    #[arg(long = "loop")]
+    loop_replay: bool,
+    /// Config for fees, filters and the starting balance (default: config/default.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -182,6 +221,57 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 println!("state: {}", dir.display());
                 print!("{}", report.render_text());
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run(a) => {
+            let mut config = match Config::load(a.config.as_deref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            setup(Some(&config))?;
+            if config.strategy.as_os_str().is_empty() {
+                anyhow::bail!("the config names no strategy");
+            }
+            config.strategy = config.strategy.clone();
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let opts = premia::live::LiveOptions {
+                config,
+                flatten_on_exit: a.flatten_on_exit,
+                max_duration: a.max_seconds.filter(|s| *s > 0.0).map(std::time::Duration::from_secs_f64),
+                shutdown: tokio_util::sync::CancellationToken::new(),
+            };
+            match runtime.block_on(premia::live::run(opts)) {
+                Ok(summary) => {
+                    print!("{}", summary.render_text());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e @ premia::live::LiveError::MissingKeys(_)) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(2))
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Command::Exchange(a) => {
+            let config = Config::load(a.config.as_deref())?;
+            setup(Some(&config))?;
+            let listen = a.listen.parse().with_context(|| format!("--listen `{}` is not an address like 127.0.0.1:9100", a.listen))?;
+            let cfg = premia::local_exchange::LocalExchangeConfig {
+                listen,
+                data: a.data,
+                speed: a.speed,
+                starting_balance: config.local.balance_usdt,
+                taker_fee: config.fees.taker_rate,
+                maker_fee: config.fees.maker_rate,
+                filters: config.filters.clone(),
+                loop_replay: a.loop_replay,
+                ..premia::local_exchange::LocalExchangeConfig::default()
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(premia::local_exchange::serve_standalone(cfg))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::GenTicks(a) => {

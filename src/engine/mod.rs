@@ -104,8 +104,13 @@ pub struct Engine {
     stop_entries: bool,
     flatten_requested: bool,
     last_denial: Option<(usize, &'static str, TsNs)>,
+    /// After a rejection no new order is decided before this time (no hammering an exchange that says no).
+    cooldown_until: TsNs,
     stats: Stats,
 }
+
+/// Pause after an exchange rejection.
+pub const REJECT_COOLDOWN_NS: TsNs = 2 * NS_PER_S;
 
 impl Engine {
     pub fn new(strategy: Strategy, cfg: EngineConfig) -> Engine {
@@ -127,6 +132,7 @@ impl Engine {
             stop_entries: false,
             flatten_requested: false,
             last_denial: None,
+            cooldown_until: i64::MIN,
             stats,
         }
     }
@@ -289,7 +295,7 @@ impl Engine {
             self.check_limit_timeout(p.clone_if_expired(self.now, self.strategy.order.limit_timeout_ns), out);
             return;
         }
-        if !self.market.ready() {
+        if !self.market.ready() || self.now < self.cooldown_until {
             return;
         }
         let ctx = self.context();
@@ -609,6 +615,7 @@ impl Engine {
         }
         if u.state == OrderState::Rejected && was_pending {
             self.stats.rejects += 1;
+            self.cooldown_until = self.now.saturating_add(REJECT_COOLDOWN_NS);
             tracing::warn!(client_id = %rec.request.client_id, reason = u.reason.as_deref().unwrap_or(""), "order rejected");
         }
         out.push(Action::OrderChanged(rec.clone()));

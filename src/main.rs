@@ -224,7 +224,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(a) => {
-            let mut config = match Config::load(a.config.as_deref()) {
+            let config = match Config::load(a.config.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("{e}");
@@ -235,13 +235,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if config.strategy.as_os_str().is_empty() {
                 anyhow::bail!("the config names no strategy");
             }
-            config.strategy = config.strategy.clone();
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let opts = premia::live::LiveOptions {
                 config,
                 flatten_on_exit: a.flatten_on_exit,
                 max_duration: a.max_seconds.filter(|s| *s > 0.0).map(std::time::Duration::from_secs_f64),
                 shutdown: tokio_util::sync::CancellationToken::new(),
+                clock: None,
             };
             match runtime.block_on(premia::live::run(opts)) {
                 Ok(summary) => {

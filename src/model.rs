@@ -475,10 +475,24 @@ impl NormalizeScale for Decimal {
     }
 }
 
+const POW10: [f64; 29] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+    1e20, 1e21, 1e22, 1e23, 1e24, 1e25, 1e26, 1e27, 1e28,
+];
+
 /// Converts a decimal to f64 for indicators (never for money).
+///
+/// Prices and sizes have mantissas below 2^53, where `mantissa / 10^scale` is one correctly rounded division —
+/// several times faster than the general conversion, which this falls back to otherwise.
 #[inline]
 pub fn to_f64(d: Decimal) -> f64 {
-    d.to_f64().unwrap_or(f64::NAN)
+    let m = d.mantissa();
+    let scale = d.scale() as usize;
+    if m.unsigned_abs() < (1u128 << 53) && scale < POW10.len() {
+        (m as i64 as f64) / POW10[scale]
+    } else {
+        d.to_f64().unwrap_or(f64::NAN)
+    }
 }
 
 #[cfg(test)]
@@ -515,6 +529,14 @@ mod tests {
             f.check(d("0"), d("61000"), OrderType::Market),
             Err(FilterError::QtyTooSmall { .. })
         ));
+    }
+
+    #[test]
+    fn fast_f64_conversion_matches_the_general_one() {
+        for t in ["61234.56", "0.00000001", "-28136.10", "1e-3", "123456789012.123456", "0", "79228162514264337593543950335"] {
+            let x = Decimal::from_scientific(t).or_else(|_| Decimal::from_str(t)).unwrap();
+            assert_eq!(to_f64(x), x.to_f64().unwrap(), "{t}");
+        }
     }
 
     #[test]

@@ -88,6 +88,9 @@ pub struct LiveOptions {
     pub max_duration: Option<Duration>,
     /// Stop when this token is cancelled (tests; Ctrl-C is handled too).
     pub shutdown: CancellationToken,
+    /// The engine's clock; `None` = the wall clock (binance mode) or the local exchange's replay clock (local mode).
+    /// Tests driving an exchange they started themselves pass its replay clock here.
+    pub clock: Option<Clock>,
 }
 
 /// What a run did.
@@ -245,7 +248,7 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
     let strategy = crate::strategy::load_file(&cfg.strategy)?;
     let symbol = strategy.symbol.clone();
     let ep = endpoints(cfg, &symbol).await?;
-    let clock = ep.clock.clone();
+    let clock = opts.clock.clone().unwrap_or_else(|| ep.clock.clone());
 
     // Exchange rules and account set-up.
     let mut rest_cfg = RestConfig::new(ep.rest_url.clone());
@@ -328,11 +331,13 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
     let mut last_status = Instant::now();
     let mut reconnects = 0u64;
     let deadline = opts.max_duration.map(|d| tokio::time::Instant::now() + d);
-    let replay_done = ep.local.as_ref().map(|l| l.replay_finished());
+    let replay_watch = ep.local.as_ref().map(|l| l.replay_watch());
     let replay_done = async move {
-        match replay_done {
-            Some(f) => f.await,
-            None => std::future::pending().await,
+        match replay_watch {
+            Some(mut w) => {
+                let _ = w.wait_for(|s| s.phase == crate::local_exchange::ReplayPhase::Finished).await;
+            }
+            None => std::future::pending::<()>().await,
         }
     };
     tokio::pin!(replay_done);

@@ -15,7 +15,7 @@ use crate::store::{RunMeta, Store, StoreError};
 
 pub use trades::{RuleStats, Trade, TradeStats};
 
-use text::{format_duration, format_ts, plain, signed, Align, Table};
+use text::{fixed, format_duration, format_ts, plain, signed, Align, Table};
 
 /// Most trades the text report lists (the JSON has all of them).
 const MAX_TRADE_ROWS: usize = 50;
@@ -167,7 +167,7 @@ impl Report {
                 qty,
                 entry,
                 signed(p.realized_pnl, 4),
-                plain(p.fees.round_dp(4)),
+                fixed(p.fees, 4),
             ]);
         }
         t.render("  ", out);
@@ -275,12 +275,12 @@ impl TradeStats {
         out.push_str(&format!(
             "PnL        gross {} · fees {} · net {} USDT\n",
             signed(self.gross_pnl, 4),
-            plain(self.fees.round_dp(4)),
+            fixed(self.fees, 4),
             signed(self.realized_pnl, 4)
         ));
         out.push_str(&format!(
             "Drawdown   {} USDT (max, realised)\n",
-            plain(self.max_drawdown.round_dp(4))
+            fixed(self.max_drawdown, 4)
         ));
         if !self.by_rule.is_empty() {
             out.push_str("\nTrades by entry rule\n");

@@ -119,6 +119,11 @@ pub fn signed(d: Decimal, dp: u32) -> String {
     }
 }
 
+/// A decimal rounded to `dp` places, without a sign for positive values.
+pub fn fixed(d: Decimal, dp: u32) -> String {
+    format!("{:.prec$}", d.round_dp(dp), prec = dp as usize)
+}
+
 /// A price or quantity without trailing zeros.
 pub fn plain(d: Decimal) -> String {
     d.normalize().to_string()
@@ -150,6 +155,8 @@ mod tests {
         assert_eq!(signed(d("-0.5"), 2), "-0.50");
         assert_eq!(signed(d("-0.00001"), 2), "0.00");
         assert_eq!(plain(d("60000.10000")), "60000.1");
+        assert_eq!(fixed(d("0.72"), 4), "0.7200");
+        assert_eq!(fixed(d("0"), 4), "0.0000");
     }
 
     #[test]

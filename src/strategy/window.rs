@@ -1,0 +1,401 @@
+//! Rolling time windows over one series: first/last value, running mean and variance, monotonic min/max.
+//!
+//! A window of length W at time `now` holds every sample with `ts >= now - W` (inclusive edge). Pushing and pruning
+//! are O(1) amortised; the deques grow to the largest population seen and then stay (no allocation per event).
+//! Undefined values (NaN or ±inf) are kept in the window and make mean/min/max/zscore undefined while present.
+
+use std::collections::VecDeque;
+
+use crate::model::TsNs;
+
+/// What a window must maintain besides its samples (set at compile time from the functions that use it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub sums: bool,
+    pub min: bool,
+    pub max: bool,
+}
+
+/// One (series, W) buffer shared by every function that reads it.
+#[derive(Debug, Clone)]
+pub struct Window {
+    len_ns: i64,
+    needs: Needs,
+    samples: VecDeque<(TsNs, f64)>,
+    /// Samples in `samples` whose value is undefined.
+    undefined: usize,
+    /// Running sums of (v - shift) and (v - shift)² over the defined samples; the shift keeps them small.
+    shift: f64,
+    sum: f64,
+    sum_sq: f64,
+    removed_since_recompute: usize,
+    /// Increasing values (front = minimum) / decreasing values (front = maximum).
+    min_q: VecDeque<(TsNs, f64)>,
+    max_q: VecDeque<(TsNs, f64)>,
+}
+
+/// Recompute the running sums from scratch after this many removals (at least), bounding float drift.
+const RECOMPUTE_MIN: usize = 1024;
+
+impl Window {
+    pub fn new(len_ns: i64, needs: Needs) -> Window {
+        Window {
+            len_ns,
+            needs,
+            samples: VecDeque::new(),
+            undefined: 0,
+            shift: 0.0,
+            sum: 0.0,
+            sum_sq: 0.0,
+            removed_since_recompute: 0,
+            min_q: VecDeque::new(),
+            max_q: VecDeque::new(),
+        }
+    }
+
+    pub fn len_ns(&self) -> i64 {
+        self.len_ns
+    }
+
+    /// Number of samples currently in the window.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// Drops samples older than `now - W`.
+    pub fn advance(&mut self, now: TsNs) {
+        let cutoff = now.saturating_sub(self.len_ns);
+        while let Some(&(ts, v)) = self.samples.front() {
+            if ts >= cutoff {
+                break;
+            }
+            self.samples.pop_front();
+            self.remove(v);
+        }
+        if self.needs.min {
+            while self.min_q.front().is_some_and(|&(ts, _)| ts < cutoff) {
+                self.min_q.pop_front();
+            }
+        }
+        if self.needs.max {
+            while self.max_q.front().is_some_and(|&(ts, _)| ts < cutoff) {
+                self.max_q.pop_front();
+            }
+        }
+        if self.needs.sums && self.removed_since_recompute >= RECOMPUTE_MIN.max(self.samples.len())
+        {
+            self.recompute();
+        }
+    }
+
+    /// Appends a sample (timestamps must not decrease; the caller prunes with [`Window::advance`]).
+    pub fn push(&mut self, ts: TsNs, v: f64) {
+        let v = if v.is_finite() { v } else { f64::NAN };
+        self.samples.push_back((ts, v));
+        if v.is_nan() {
+            self.undefined += 1;
+            return;
+        }
+        if self.needs.sums {
+            if self.defined() == 1 {
+                self.shift = v;
+                self.sum = 0.0;
+                self.sum_sq = 0.0;
+            }
+            let d = v - self.shift;
+            self.sum += d;
+            self.sum_sq += d * d;
+        }
+        if self.needs.min {
+            while self.min_q.back().is_some_and(|&(_, b)| b >= v) {
+                self.min_q.pop_back();
+            }
+            self.min_q.push_back((ts, v));
+        }
+        if self.needs.max {
+            while self.max_q.back().is_some_and(|&(_, b)| b <= v) {
+                self.max_q.pop_back();
+            }
+            self.max_q.push_back((ts, v));
+        }
+    }
+
+    fn defined(&self) -> usize {
+        self.samples.len() - self.undefined
+    }
+
+    fn remove(&mut self, v: f64) {
+        if v.is_nan() {
+            self.undefined = self.undefined.saturating_sub(1);
+            return;
+        }
+        if self.needs.sums {
+            if self.defined() == 0 {
+                self.sum = 0.0;
+                self.sum_sq = 0.0;
+                self.removed_since_recompute = 0;
+            } else {
+                let d = v - self.shift;
+                self.sum -= d;
+                self.sum_sq -= d * d;
+                self.removed_since_recompute += 1;
+            }
+        }
+    }
+
+    fn recompute(&mut self) {
+        self.removed_since_recompute = 0;
+        self.shift = self
+            .samples
+            .iter()
+            .map(|&(_, v)| v)
+            .find(|v| !v.is_nan())
+            .unwrap_or(0.0);
+        let (mut s, mut sq) = (0.0, 0.0);
+        for &(_, v) in &self.samples {
+            if !v.is_nan() {
+                let d = v - self.shift;
+                s += d;
+                sq += d * d;
+            }
+        }
+        self.sum = s;
+        self.sum_sq = sq;
+    }
+
+    /// Value of the oldest sample in the window (NaN if empty).
+    pub fn first(&self) -> f64 {
+        self.samples.front().map_or(f64::NAN, |&(_, v)| v)
+    }
+
+    /// Value of the newest sample in the window (NaN if empty).
+    pub fn last(&self) -> f64 {
+        self.samples.back().map_or(f64::NAN, |&(_, v)| v)
+    }
+
+    /// `last - first`.
+    pub fn change(&self) -> f64 {
+        self.last() - self.first()
+    }
+
+    /// `(last / first - 1) * 100`; undefined when `first` is 0.
+    pub fn change_pct(&self) -> f64 {
+        let first = self.first();
+        if first == 0.0 {
+            return f64::NAN;
+        }
+        (self.last() / first - 1.0) * 100.0
+    }
+
+    fn all_defined(&self) -> bool {
+        !self.samples.is_empty() && self.undefined == 0
+    }
+
+    pub fn mean(&self) -> f64 {
+        if !self.all_defined() {
+            return f64::NAN;
+        }
+        self.shift + self.sum / self.samples.len() as f64
+    }
+
+    /// Population variance and the mean square deviation from the shift (for the zero test).
+    fn variance(&self) -> (f64, f64) {
+        let n = self.samples.len() as f64;
+        let m = self.sum / n;
+        let msq = self.sum_sq / n;
+        ((msq - m * m).max(0.0), msq)
+    }
+
+    /// `(last - mean) / population stddev`; undefined with fewer than 2 samples or zero deviation.
+    pub fn zscore(&self) -> f64 {
+        if !self.all_defined() || self.samples.len() < 2 {
+            return f64::NAN;
+        }
+        let (var, msq) = self.variance();
+        // A variance that is a rounding residue of the running sums counts as zero.
+        if var <= 1e-12 * msq || var <= 0.0 {
+            return f64::NAN;
+        }
+        (self.last() - self.mean()) / var.sqrt()
+    }
+
+    pub fn min(&self) -> f64 {
+        if !self.all_defined() {
+            return f64::NAN;
+        }
+        self.min_q.front().map_or(f64::NAN, |&(_, v)| v)
+    }
+
+    pub fn max(&self) -> f64 {
+        if !self.all_defined() {
+            return f64::NAN;
+        }
+        self.max_q.front().map_or(f64::NAN, |&(_, v)| v)
+    }
+}
+
+/// Timestamps of rising edges of an `episodes(cond, W)` condition, pruned to the window.
+#[derive(Debug, Clone)]
+pub struct EdgeWindow {
+    len_ns: i64,
+    edges: VecDeque<TsNs>,
+    /// The condition was true at the previous sample.
+    was_true: bool,
+}
+
+impl EdgeWindow {
+    pub fn new(len_ns: i64) -> EdgeWindow {
+        EdgeWindow {
+            len_ns,
+            edges: VecDeque::new(),
+            was_true: false,
+        }
+    }
+
+    pub fn len_ns(&self) -> i64 {
+        self.len_ns
+    }
+
+    pub fn advance(&mut self, now: TsNs) {
+        let cutoff = now.saturating_sub(self.len_ns);
+        while self.edges.front().is_some_and(|&ts| ts < cutoff) {
+            self.edges.pop_front();
+        }
+    }
+
+    /// Records the condition's value at a sample (`true` only when definitely true).
+    pub fn update(&mut self, ts: TsNs, is_true: bool) {
+        if is_true && !self.was_true {
+            self.edges.push_back(ts);
+        }
+        self.was_true = is_true;
+    }
+
+    /// Rising edges currently in the window.
+    pub fn count(&self) -> usize {
+        self.edges.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = 1_000_000_000;
+    const ALL: Needs = Needs {
+        sums: true,
+        min: true,
+        max: true,
+    };
+
+    fn feed(w: &mut Window, pts: &[(i64, f64)]) {
+        for &(t, v) in pts {
+            w.advance(t * S);
+            w.push(t * S, v);
+        }
+    }
+
+    #[test]
+    fn inclusive_edge_and_pruning() {
+        let mut w = Window::new(10 * S, ALL);
+        feed(&mut w, &[(0, 1.0), (5, 3.0), (10, 2.0)]);
+        // now = 10: sample at 0 is exactly at now - W, still in.
+        assert_eq!(w.len(), 3);
+        assert_eq!(w.first(), 1.0);
+        assert_eq!(w.change(), 1.0);
+        assert_eq!(w.mean(), 2.0);
+        assert_eq!(w.min(), 1.0);
+        assert_eq!(w.max(), 3.0);
+        w.advance(10 * S + 1);
+        assert_eq!(w.len(), 2);
+        assert_eq!(w.first(), 3.0);
+        assert_eq!(w.min(), 2.0);
+        assert_eq!(w.max(), 3.0);
+        w.advance(21 * S);
+        assert!(w.is_empty());
+        assert!(w.change().is_nan() && w.mean().is_nan() && w.min().is_nan());
+        assert!(w.zscore().is_nan());
+    }
+
+    #[test]
+    fn zscore_population() {
+        let mut w = Window::new(100 * S, ALL);
+        feed(&mut w, &[(0, 2.0), (1, 4.0), (2, 4.0), (3, 4.0)]);
+        feed(&mut w, &[(4, 5.0), (5, 5.0), (6, 7.0), (7, 9.0)]);
+        // mean 5, population stddev 2, last 9 → z = 2.
+        assert!((w.zscore() - 2.0).abs() < 1e-12);
+        let mut c = Window::new(100 * S, ALL);
+        feed(&mut c, &[(0, 3.0), (1, 3.0), (2, 3.0)]);
+        assert!(c.zscore().is_nan());
+        let mut one = Window::new(100 * S, ALL);
+        feed(&mut one, &[(0, 3.0)]);
+        assert!(one.zscore().is_nan());
+    }
+
+    #[test]
+    fn undefined_values_poison_statistics_while_inside() {
+        let mut w = Window::new(2 * S, ALL);
+        feed(&mut w, &[(0, f64::NAN), (1, 1.0), (2, 2.0)]);
+        assert!(w.mean().is_nan() && w.min().is_nan() && w.max().is_nan());
+        assert!(w.change().is_nan());
+        feed(&mut w, &[(3, 4.0)]);
+        assert!((w.mean() - 7.0 / 3.0).abs() < 1e-12);
+        assert_eq!(w.change(), 3.0);
+        assert_eq!(w.min(), 1.0);
+        assert!(Window::new(S, ALL).change_pct().is_nan());
+        let mut z = Window::new(S, ALL);
+        feed(&mut z, &[(0, 0.0), (1, 5.0)]);
+        assert!(z.change_pct().is_nan());
+    }
+
+    #[test]
+    fn running_sums_match_brute_force_over_long_runs() {
+        let mut w = Window::new(50 * S, ALL);
+        let mut all = Vec::new();
+        let mut x = 60_000.0f64;
+        let mut rng = fastrand::Rng::with_seed(7);
+        for t in 0..20_000i64 {
+            x += rng.f64() - 0.5;
+            all.push((t, x));
+            w.advance(t * S);
+            w.push(t * S, x);
+            let inside: Vec<f64> = all
+                .iter()
+                .filter(|&&(ts, _)| ts >= t - 50)
+                .map(|&(_, v)| v)
+                .collect();
+            let n = inside.len() as f64;
+            let mean = inside.iter().sum::<f64>() / n;
+            let var = inside.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+            assert!((w.mean() - mean).abs() < 1e-6, "t={t}");
+            let min = inside.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = inside.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            assert_eq!(w.min(), min);
+            assert_eq!(w.max(), max);
+            if t > 2 {
+                let z = (x - mean) / var.sqrt();
+                assert!((w.zscore() - z).abs() < 1e-6, "t={t} {} {z}", w.zscore());
+            }
+        }
+    }
+
+    #[test]
+    fn edges_count_rising_only_and_forget() {
+        let mut e = EdgeWindow::new(10 * S);
+        for (t, v) in [(0, true), (1, true), (2, false), (3, true), (4, false)] {
+            e.advance(t * S);
+            e.update(t * S, v);
+        }
+        assert_eq!(e.count(), 2);
+        e.advance(10 * S);
+        assert_eq!(e.count(), 2);
+        e.advance(10 * S + 1);
+        assert_eq!(e.count(), 1);
+        e.advance(13 * S + 1);
+        assert_eq!(e.count(), 0);
+    }
+}

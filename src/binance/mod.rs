@@ -2,6 +2,7 @@
 //! feeds. Nothing outside this module (and the local exchange, which speaks the same wire types from the server side)
 //! sees Binance JSON.
 
+pub mod backoff;
 pub mod error;
 pub mod feed;
 pub mod market_wire;
@@ -10,3 +11,8 @@ pub mod rest_wire;
 pub mod sign;
 pub mod user_stream;
 pub mod user_wire;
+pub mod wire;
+
+pub use error::BinanceError;
+pub use sign::Credentials;
+pub use wire::WireError;

@@ -1,1 +1,707 @@
-//! (to be written) Binance rest.
+//! Signed REST client for Binance USD-M futures (or any server speaking its protocol): server-time offset, rate-limit
+//! and ban tracking, order placement whose unknown outcomes are resolved by client order id.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::HeaderMap;
+use reqwest::Method;
+use tokio::time::Instant;
+
+use super::error::BinanceError;
+use super::rest_wire::{
+    Account, AccountSnapshot, BalanceEntry, ExchangeInfo, LeverageResponse, ListenKey,
+    OrderResponse, PositionRiskV2, PositionRiskV3, PositionSideDual, ServerTime,
+};
+use super::sign::{push_param, Credentials};
+use super::wire::{decode, fmt_decimal};
+use crate::model::{
+    Balance, ExchangePosition, OrderRecord, OrderRequest, OrderType, OrderUpdate, SymbolFilters,
+};
+
+/// Where and how the client talks to the exchange.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestConfig {
+    /// `https://fapi.binance.com`, `https://testnet.binancefuture.com`, `http://127.0.0.1:PORT`, …
+    pub base_url: String,
+    /// `recvWindow` sent with every signed request (ms).
+    pub recv_window_ms: u64,
+    /// Whole-request timeout; an order whose response does not arrive in time is UNKNOWN.
+    pub timeout: Duration,
+    /// How often the server-time offset is refreshed (it is also refreshed on every -1021).
+    pub time_resync_every: Duration,
+    /// Used when a 429 / 418 response carries no `Retry-After`.
+    pub default_backoff: Duration,
+}
+
+impl RestConfig {
+    pub fn new(base_url: impl Into<String>) -> Self {
+        RestConfig {
+            base_url: base_url.into(),
+            recv_window_ms: 5_000,
+            timeout: Duration::from_secs(10),
+            time_resync_every: Duration::from_secs(600),
+            default_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Latest request weight and order count Binance reported (`X-MBX-USED-WEIGHT-1M`, `X-MBX-ORDER-COUNT-1M`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateUsage {
+    pub used_weight_1m: Option<u32>,
+    pub order_count_1m: Option<u32>,
+}
+
+/// Account position mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PositionMode {
+    OneWay,
+    /// Hedge mode (`dualSidePosition = true`); premia needs one-way mode.
+    Hedge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Security {
+    /// Public endpoint.
+    None,
+    /// `X-MBX-APIKEY` only (listen keys).
+    ApiKey,
+    /// `X-MBX-APIKEY` + `timestamp`, `recvWindow`, `signature`.
+    Signed,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    until: Instant,
+    banned: bool,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    base: String,
+    creds: Credentials,
+    recv_window_ms: u64,
+    timeout: Duration,
+    resync_every: Duration,
+    default_backoff: Duration,
+    offset_ms: AtomicI64,
+    synced_at: Mutex<Option<Instant>>,
+    usage: Mutex<RateUsage>,
+    blocked: Mutex<Option<Block>>,
+    v3_missing: AtomicBool,
+}
+
+/// The REST client. Cheap to clone (shared state: time offset, rate usage, ban).
+#[derive(Clone)]
+pub struct RestClient {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for RestClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RestClient")
+            .field("base", &self.inner.base)
+            .field("credentials", &self.inner.creds)
+            .finish()
+    }
+}
+
+fn local_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// `reqwest` error text with its causes, without the URL (which would carry the signed query).
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(&e);
+    while let Some(cause) = src {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        src = cause.source();
+    }
+    s
+}
+
+fn header_u32(h: &HeaderMap, name: &str) -> Option<u32> {
+    h.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// A client order id Binance accepts: 1–36 of `[.A-Z:/a-z0-9_-]`.
+pub fn valid_client_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 36
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b':' | b'/' | b'_' | b'-'))
+}
+
+impl RestClient {
+    pub fn new(cfg: RestConfig, creds: Credentials) -> Result<Self, BinanceError> {
+        let base = cfg.base_url.trim().trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(BinanceError::Invalid {
+                reason: format!("rest_url must start with http:// or https://, got {base:?}"),
+            });
+        }
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| BinanceError::Transport {
+                reason: describe(e),
+            })?;
+        Ok(RestClient {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                creds,
+                recv_window_ms: cfg.recv_window_ms,
+                timeout: cfg.timeout,
+                resync_every: cfg.time_resync_every,
+                default_backoff: cfg.default_backoff,
+                offset_ms: AtomicI64::new(0),
+                synced_at: Mutex::new(None),
+                usage: Mutex::new(RateUsage::default()),
+                blocked: Mutex::new(None),
+                v3_missing: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.inner.base
+    }
+
+    /// Server time minus local time (ms), as last measured.
+    pub fn time_offset_ms(&self) -> i64 {
+        self.inner.offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// The timestamp the next signed request will carry (local time + offset, ms).
+    pub fn now_ms(&self) -> i64 {
+        local_ms() + self.time_offset_ms()
+    }
+
+    /// Latest rate-limit usage the exchange reported.
+    pub fn usage(&self) -> RateUsage {
+        self.inner.usage.lock().map(|u| *u).unwrap_or_default()
+    }
+
+    /// When requests are refused because of a 429 / 418: the remaining wait.
+    pub fn blocked_for(&self) -> Option<Duration> {
+        let b = self.inner.blocked.lock().ok().and_then(|b| *b)?;
+        let now = Instant::now();
+        (b.until > now).then(|| b.until - now)
+    }
+
+    // -----------------------------------------------------------------------------------------------------------
+    // Plumbing
+
+    fn check_gate(&self) -> Result<(), BinanceError> {
+        let Ok(mut guard) = self.inner.blocked.lock() else {
+            return Ok(());
+        };
+        if let Some(b) = *guard {
+            let now = Instant::now();
+            if b.until > now {
+                let retry_after = Some(b.until - now);
+                return Err(if b.banned {
+                    BinanceError::IpBanned { retry_after }
+                } else {
+                    BinanceError::RateLimited { retry_after }
+                });
+            }
+            *guard = None;
+        }
+        Ok(())
+    }
+
+    fn block(&self, wait: Duration, banned: bool) {
+        if let Ok(mut guard) = self.inner.blocked.lock() {
+            let until = Instant::now() + wait;
+            let banned = banned || guard.is_some_and(|b| b.banned && b.until > until);
+            *guard = Some(Block { until, banned });
+        }
+    }
+
+    fn record_usage(&self, h: &HeaderMap) {
+        let w = header_u32(h, "x-mbx-used-weight-1m");
+        let o = header_u32(h, "x-mbx-order-count-1m");
+        if let Ok(mut u) = self.inner.usage.lock() {
+            if w.is_some() {
+                u.used_weight_1m = w;
+            }
+            if o.is_some() {
+                u.order_count_1m = o;
+            }
+        }
+    }
+
+    /// Sends one request; returns the body of a 2xx response.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        params: &[(&str, String)],
+        security: Security,
+    ) -> Result<String, BinanceError> {
+        self.check_gate()?;
+        let inner = &*self.inner;
+        let mut query = String::with_capacity(256);
+        for (k, v) in params {
+            push_param(&mut query, k, v);
+        }
+        if security == Security::Signed {
+            push_param(&mut query, "recvWindow", &inner.recv_window_ms.to_string());
+            push_param(&mut query, "timestamp", &self.now_ms().to_string());
+            let signature = inner.creds.sign(&query);
+            push_param(&mut query, "signature", &signature);
+        }
+        let url = if query.is_empty() {
+            format!("{}{}", inner.base, path)
+        } else {
+            format!("{}{}?{}", inner.base, path, query)
+        };
+        let mut rb = inner.http.request(method.clone(), url);
+        if security != Security::None {
+            rb = rb.header("X-MBX-APIKEY", inner.creds.api_key());
+        }
+        tracing::debug!(%method, path, "binance request");
+        let resp = rb.send().await.map_err(|e| {
+            if e.is_timeout() {
+                BinanceError::Unknown {
+                    reason: format!("no response to {method} {path} within {:?}", inner.timeout),
+                }
+            } else if e.is_connect() {
+                BinanceError::Transport {
+                    reason: format!("cannot connect to {}: {}", inner.base, describe(e)),
+                }
+            } else {
+                BinanceError::Unknown {
+                    reason: format!("{method} {path}: {}", describe(e)),
+                }
+            }
+        })?;
+        self.record_usage(resp.headers());
+        let status = resp.status().as_u16();
+        let retry_after =
+            header_u32(resp.headers(), "retry-after").map(|s| Duration::from_secs(u64::from(s)));
+        let body = resp.text().await.map_err(|e| BinanceError::Unknown {
+            reason: format!("{method} {path}: response body lost: {}", describe(e)),
+        })?;
+        if (200..300).contains(&status) {
+            return Ok(body);
+        }
+        let err = BinanceError::from_response(status, retry_after, &body);
+        match &err {
+            BinanceError::IpBanned { retry_after } => {
+                let wait = retry_after.unwrap_or(inner.default_backoff);
+                self.block(wait, true);
+                tracing::error!(
+                    path,
+                    wait_s = wait.as_secs(),
+                    "BINANCE HAS BANNED THIS IP (HTTP 418): premia sends nothing until the ban ends"
+                );
+            }
+            BinanceError::RateLimited { retry_after } => {
+                let wait = retry_after.unwrap_or(inner.default_backoff);
+                self.block(wait, false);
+                tracing::warn!(
+                    path,
+                    wait_s = wait.as_secs(),
+                    "Binance rate limit hit (429): backing off"
+                );
+            }
+            _ => {}
+        }
+        Err(err)
+    }
+
+    /// A signed request, with periodic time resync and one retry on -1021.
+    async fn signed(
+        &self,
+        method: Method,
+        path: &str,
+        params: &[(&str, String)],
+    ) -> Result<String, BinanceError> {
+        self.resync_if_due().await;
+        match self
+            .send(method.clone(), path, params, Security::Signed)
+            .await
+        {
+            Err(BinanceError::Timestamp { code, msg }) => {
+                tracing::warn!(code, %msg, path, "timestamp rejected; resyncing server time and retrying once");
+                self.sync_time().await?;
+                self.send(method, path, params, Security::Signed).await
+            }
+            r => r,
+        }
+    }
+
+    async fn resync_if_due(&self) {
+        let due = match self.inner.synced_at.lock() {
+            Ok(g) => g.is_none_or(|t| t.elapsed() >= self.inner.resync_every),
+            Err(_) => false,
+        };
+        if due {
+            if let Err(e) = self.sync_time().await {
+                tracing::warn!(error = %e, "server time resync failed; keeping the previous offset");
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------------------------
+    // Endpoints
+
+    /// `GET /fapi/v1/time`: the server's time (ms).
+    pub async fn server_time(&self) -> Result<i64, BinanceError> {
+        let body = self
+            .send(Method::GET, "/fapi/v1/time", &[], Security::None)
+            .await?;
+        Ok(decode::<ServerTime>("time", &body)?.server_time)
+    }
+
+    /// Measures the server-time offset (server − local, corrected for half the round trip) and keeps it.
+    pub async fn sync_time(&self) -> Result<i64, BinanceError> {
+        let before = local_ms();
+        let server = self.server_time().await?;
+        let after = local_ms();
+        let offset = server - (before + after) / 2;
+        self.inner.offset_ms.store(offset, Ordering::Relaxed);
+        if let Ok(mut g) = self.inner.synced_at.lock() {
+            *g = Some(Instant::now());
+        }
+        tracing::debug!(offset_ms = offset, "server time synced");
+        Ok(offset)
+    }
+
+    /// `GET /fapi/v1/exchangeInfo`, all of it.
+    pub async fn exchange_info_full(&self) -> Result<ExchangeInfo, BinanceError> {
+        let body = self
+            .send(Method::GET, "/fapi/v1/exchangeInfo", &[], Security::None)
+            .await?;
+        Ok(decode::<ExchangeInfo>("exchangeInfo", &body)?)
+    }
+
+    /// Tick size, step size, quantity and notional limits of `symbol`.
+    pub async fn exchange_info(&self, symbol: &str) -> Result<SymbolFilters, BinanceError> {
+        Ok(self.exchange_info_full().await?.symbol_filters(symbol)?)
+    }
+
+    /// `GET /fapi/v1/positionSide/dual`.
+    pub async fn position_mode(&self) -> Result<PositionMode, BinanceError> {
+        let body = self
+            .signed(Method::GET, "/fapi/v1/positionSide/dual", &[])
+            .await?;
+        let dual = decode::<PositionSideDual>("positionSide/dual", &body)?;
+        Ok(if dual.dual_side_position {
+            PositionMode::Hedge
+        } else {
+            PositionMode::OneWay
+        })
+    }
+
+    /// `POST /fapi/v1/leverage`; returns the leverage now in force.
+    pub async fn set_leverage(&self, symbol: &str, leverage: u32) -> Result<u32, BinanceError> {
+        let params = [
+            ("symbol", symbol.to_string()),
+            ("leverage", leverage.to_string()),
+        ];
+        let body = self
+            .signed(Method::POST, "/fapi/v1/leverage", &params)
+            .await?;
+        Ok(decode::<LeverageResponse>("leverage", &body)?.leverage)
+    }
+
+    /// The exact parameters (in order, before `recvWindow`/`timestamp`/`signature`) `place_order` sends.
+    pub fn order_params(req: &OrderRequest) -> Result<Vec<(&'static str, String)>, BinanceError> {
+        let invalid = |reason: String| BinanceError::Invalid { reason };
+        if !valid_client_id(&req.client_id) {
+            return Err(invalid(format!(
+                "client order id {:?} must be 1–36 characters of [.A-Z:/a-z0-9_-]",
+                req.client_id
+            )));
+        }
+        if req.qty <= crate::model::Decimal::ZERO {
+            return Err(invalid(format!(
+                "order {}: quantity {} must be positive",
+                req.client_id, req.qty
+            )));
+        }
+        let mut p: Vec<(&'static str, String)> = Vec::with_capacity(9);
+        p.push(("symbol", req.symbol.clone()));
+        p.push(("side", req.side.as_str().to_string()));
+        p.push(("type", req.order_type.as_str().to_string()));
+        if req.order_type == OrderType::Limit {
+            let price = req
+                .price
+                .filter(|p| *p > crate::model::Decimal::ZERO)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "limit order {} needs a positive price",
+                        req.client_id
+                    ))
+                })?;
+            p.push(("timeInForce", "GTC".to_string()));
+            p.push(("quantity", fmt_decimal(req.qty)));
+            p.push(("price", fmt_decimal(price)));
+        } else {
+            p.push(("quantity", fmt_decimal(req.qty)));
+        }
+        if req.reduce_only {
+            p.push(("reduceOnly", "true".to_string()));
+        }
+        p.push(("newClientOrderId", req.client_id.clone()));
+        p.push(("newOrderRespType", "RESULT".to_string()));
+        Ok(p)
+    }
+
+    /// `POST /fapi/v1/order` (RESULT response). A timeout, -1007 or 5xx is [`BinanceError::Unknown`]: the order
+    /// may exist. Use [`RestClient::place_order_resolving`] to settle that.
+    pub async fn place_order(&self, req: &OrderRequest) -> Result<OrderUpdate, BinanceError> {
+        let params = Self::order_params(req)?;
+        let body = self.signed(Method::POST, "/fapi/v1/order", &params).await?;
+        Ok(decode::<OrderResponse>("order", &body)?.to_update())
+    }
+
+    /// Places an order and settles an unknown outcome: queries the order by client id first; if the exchange says
+    /// it does not exist (-2013) it was never placed and is sent once more with the SAME client id (so it cannot be
+    /// doubled). Returns the resolved update, or `Unknown` if it still cannot be told.
+    pub async fn place_order_resolving(
+        &self,
+        req: &OrderRequest,
+    ) -> Result<OrderUpdate, BinanceError> {
+        let first = match self.place_order(req).await {
+            Err(BinanceError::Unknown { reason }) => reason,
+            Err(BinanceError::DuplicateClientId { .. }) => {
+                return self
+                    .query_until_known(req)
+                    .await?
+                    .ok_or_else(|| BinanceError::Unknown {
+                        reason: format!(
+                            "order {} reported duplicate but cannot be found",
+                            req.client_id
+                        ),
+                    })
+            }
+            r => return r,
+        };
+        tracing::warn!(client_id = %req.client_id, reason = %first, "order outcome unknown; resolving by client id");
+        if let Some(u) = self.query_until_known(req).await? {
+            tracing::info!(client_id = %req.client_id, state = u.state.as_str(), "unknown order resolved: it exists");
+            return Ok(u);
+        }
+        tracing::warn!(client_id = %req.client_id, "order was never placed; sending it again with the same client id");
+        match self.place_order(req).await {
+            Err(BinanceError::Unknown { .. }) | Err(BinanceError::DuplicateClientId { .. }) => self
+                .query_until_known(req)
+                .await?
+                .ok_or_else(|| BinanceError::Unknown {
+                    reason: format!(
+                        "order {}: {first}; the retry's outcome is unknown too",
+                        req.client_id
+                    ),
+                }),
+            r => r,
+        }
+    }
+
+    /// Queries an order by client id, retrying transient failures: `Some` = it exists, `None` = -2013 (it does not).
+    async fn query_until_known(
+        &self,
+        req: &OrderRequest,
+    ) -> Result<Option<OrderUpdate>, BinanceError> {
+        let mut last = None;
+        for attempt in 0..3u32 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+            }
+            match self.query_order(&req.symbol, &req.client_id).await {
+                Ok(u) => return Ok(Some(u)),
+                Err(BinanceError::UnknownOrder { .. }) => return Ok(None),
+                Err(e @ (BinanceError::Unknown { .. } | BinanceError::Transport { .. })) => {
+                    last = Some(e)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or(BinanceError::Unknown {
+            reason: format!("order {} could not be queried", req.client_id),
+        }))
+    }
+
+    /// `GET /fapi/v1/order?origClientOrderId=…`.
+    pub async fn query_order(
+        &self,
+        symbol: &str,
+        client_id: &str,
+    ) -> Result<OrderUpdate, BinanceError> {
+        let params = [
+            ("symbol", symbol.to_string()),
+            ("origClientOrderId", client_id.to_string()),
+        ];
+        let body = self.signed(Method::GET, "/fapi/v1/order", &params).await?;
+        Ok(decode::<OrderResponse>("order", &body)?.to_update())
+    }
+
+    /// `DELETE /fapi/v1/order?origClientOrderId=…`.
+    pub async fn cancel_order(
+        &self,
+        symbol: &str,
+        client_id: &str,
+    ) -> Result<OrderUpdate, BinanceError> {
+        let params = [
+            ("symbol", symbol.to_string()),
+            ("origClientOrderId", client_id.to_string()),
+        ];
+        let body = self
+            .signed(Method::DELETE, "/fapi/v1/order", &params)
+            .await?;
+        Ok(decode::<OrderResponse>("order", &body)?.to_update())
+    }
+
+    /// `GET /fapi/v1/openOrders` (one symbol, or all).
+    pub async fn open_orders(
+        &self,
+        symbol: Option<&str>,
+    ) -> Result<Vec<OrderRecord>, BinanceError> {
+        let params: Vec<(&str, String)> = symbol
+            .map(|s| ("symbol", s.to_string()))
+            .into_iter()
+            .collect();
+        let body = self
+            .signed(Method::GET, "/fapi/v1/openOrders", &params)
+            .await?;
+        let orders = decode::<Vec<OrderResponse>>("openOrders", &body)?;
+        Ok(orders.iter().map(OrderResponse::to_record).collect())
+    }
+
+    /// Positions: `GET /fapi/v3/positionRisk`, falling back to v2 when the server answers 404 (remembered).
+    pub async fn position_risk(
+        &self,
+        symbol: Option<&str>,
+    ) -> Result<Vec<ExchangePosition>, BinanceError> {
+        let params: Vec<(&str, String)> = symbol
+            .map(|s| ("symbol", s.to_string()))
+            .into_iter()
+            .collect();
+        if !self.inner.v3_missing.load(Ordering::Relaxed) {
+            match self
+                .signed(Method::GET, "/fapi/v3/positionRisk", &params)
+                .await
+            {
+                Ok(body) => {
+                    let v = decode::<Vec<PositionRiskV3>>("positionRisk v3", &body)?;
+                    return Ok(v.iter().map(PositionRiskV3::to_position).collect());
+                }
+                Err(BinanceError::Http { status: 404, .. }) => {
+                    tracing::info!("positionRisk v3 not available; using v2");
+                    self.inner.v3_missing.store(true, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let body = self
+            .signed(Method::GET, "/fapi/v2/positionRisk", &params)
+            .await?;
+        let v = decode::<Vec<PositionRiskV2>>("positionRisk v2", &body)?;
+        Ok(v.iter().map(PositionRiskV2::to_position).collect())
+    }
+
+    /// `GET /fapi/v2/balance`.
+    pub async fn balances(&self) -> Result<Vec<Balance>, BinanceError> {
+        let body = self.signed(Method::GET, "/fapi/v2/balance", &[]).await?;
+        let v = decode::<Vec<BalanceEntry>>("balance", &body)?;
+        Ok(v.iter().map(BalanceEntry::to_balance).collect())
+    }
+
+    /// `GET /fapi/v2/account`: balances and positions.
+    pub async fn account(&self) -> Result<AccountSnapshot, BinanceError> {
+        let body = self.signed(Method::GET, "/fapi/v2/account", &[]).await?;
+        Ok(decode::<Account>("account", &body)?.to_snapshot())
+    }
+
+    /// `POST /fapi/v1/listenKey`: a listen key for the user-data stream (the active one if there is one).
+    pub async fn create_listen_key(&self) -> Result<String, BinanceError> {
+        let body = self
+            .send(Method::POST, "/fapi/v1/listenKey", &[], Security::ApiKey)
+            .await?;
+        Ok(decode::<ListenKey>("listenKey", &body)?.listen_key)
+    }
+
+    /// `PUT /fapi/v1/listenKey`: extends the key's validity by 60 minutes. -1125 means it is gone.
+    pub async fn keepalive_listen_key(&self) -> Result<(), BinanceError> {
+        self.send(Method::PUT, "/fapi/v1/listenKey", &[], Security::ApiKey)
+            .await
+            .map(|_| ())
+    }
+
+    /// `DELETE /fapi/v1/listenKey`.
+    pub async fn close_listen_key(&self) -> Result<(), BinanceError> {
+        self.send(Method::DELETE, "/fapi/v1/listenKey", &[], Security::ApiKey)
+            .await
+            .map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Decimal, Side};
+    use std::str::FromStr;
+
+    fn req(t: OrderType, qty: &str, price: Option<&str>, reduce: bool) -> OrderRequest {
+        OrderRequest {
+            client_id: "pm-1-abc".into(),
+            symbol: "BTCUSDT".into(),
+            side: Side::Sell,
+            order_type: t,
+            qty: Decimal::from_str(qty).unwrap(),
+            price: price.map(|p| Decimal::from_str(p).unwrap()),
+            reduce_only: reduce,
+            rule: "r".into(),
+            decided_ts: 0,
+        }
+    }
+
+    fn joined(p: &[(&str, String)]) -> String {
+        p.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    #[test]
+    fn order_params_are_in_fixed_order_and_exact() {
+        let p = RestClient::order_params(&req(OrderType::Limit, "0.0100", Some("61234.50"), false))
+            .unwrap();
+        assert_eq!(
+            joined(&p),
+            "symbol=BTCUSDT&side=SELL&type=LIMIT&timeInForce=GTC&quantity=0.01&price=61234.5&newClientOrderId=pm-1-abc&newOrderRespType=RESULT"
+        );
+        let p =
+            RestClient::order_params(&req(OrderType::Market, "0.010", Some("1"), true)).unwrap();
+        assert_eq!(
+            joined(&p),
+            "symbol=BTCUSDT&side=SELL&type=MARKET&quantity=0.01&reduceOnly=true&newClientOrderId=pm-1-abc&newOrderRespType=RESULT"
+        );
+    }
+
+    #[test]
+    fn bad_orders_are_refused_before_sending() {
+        assert!(RestClient::order_params(&req(OrderType::Limit, "0.01", None, false)).is_err());
+        assert!(RestClient::order_params(&req(OrderType::Market, "0", None, false)).is_err());
+        let mut r = req(OrderType::Market, "1", None, false);
+        r.client_id = "x".repeat(37);
+        assert!(RestClient::order_params(&r).is_err());
+        r.client_id = "has space".into();
+        assert!(RestClient::order_params(&r).is_err());
+        assert!(valid_client_id("pm.1:2/3_4-5"));
+    }
+}

@@ -573,7 +573,7 @@ impl Account {
         } else {
             self.cfg.taker_fee
         };
-        let fee = (qty * price * rate).round_dp(8);
+        let fee = (qty * price * rate).round_dp(8).normalize();
         let realized = self.position.apply_fill(side, qty, price, fee);
         self.wallet += realized - fee;
         self.position_update_ms = now_ms;
@@ -723,10 +723,10 @@ mod tests {
         assert_eq!(ex.len(), 2);
         assert_eq!(ex[0].exec, ExecType::New);
         assert_eq!(ex[1].exec, ExecType::Trade);
-        assert_eq!(ex[1].fee, d("0.300005"));
+        assert_eq!(ex[1].fee, d("0.3000005"));
         assert_eq!(ex[1].ts_ms, 2_000);
         assert_eq!(a.position().qty, d("0.010"));
-        assert_eq!(a.balance().wallet, d("1000") - d("0.300005"));
+        assert_eq!(a.balance().wallet, d("1000") - d("0.3000005"));
     }
 
     #[test]
@@ -751,7 +751,7 @@ mod tests {
         assert_eq!(o.status, OrderState::Expired);
         assert_eq!(ex[1].realized, d("1.000"));
         assert!(a.position().is_flat());
-        let fees = d("0.300005") + (d("0.010") * d("60100.1") * d("0.0005")).round_dp(8);
+        let fees = d("0.3000005") + (d("0.010") * d("60100.1") * d("0.0005")).round_dp(8);
         assert_eq!(a.balance().wallet, d("1000") + d("1") - fees);
         // Flat now: another reduce-only is rejected.
         let mut again = order(Side::Sell, OrderType::Market, "0.010", None);

@@ -56,7 +56,7 @@ impl std::fmt::Debug for ApiKeyPair {
 pub struct LocalExchangeConfig {
     /// Address to bind, e.g. `127.0.0.1:0` for an ephemeral port.
     pub listen: SocketAddr,
-    /// Recordings to replay: `spot=PATH`, `perp=PATH`, or bare paths (a file name containing `spot` is spot,
+    /// Recordings to replay: `spot:PATH`, `perp:PATH`, or bare paths (a file name containing `spot` is spot,
     /// anything else perp). Empty: no market data (the exchange still answers REST, but market orders get -1112).
     pub data: Vec<String>,
     /// Replay speed: 1 = real time, 10 = ten times faster, 0 = as fast as possible.

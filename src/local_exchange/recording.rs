@@ -1,7 +1,7 @@
 //! Reads recordings of raw websocket frames (`<recv ts> <combined-stream JSON>` lines, µs or ns timestamps, plain
 //! or gzip) for replay, merging several files (spot and perp) into one stream ordered by receive time.
 //!
-//! Each input names its market: `spot=PATH` / `perp=PATH`, or a bare path whose file name says `spot` (else perp:
+//! Each input names its market: `spot:PATH` / `perp:PATH` (as `premia backtest` inputs), or a bare path whose file name says `spot` (else perp:
 //! `usdm`, `futures`, `perp` or anything else). Lines that are not combined-stream frames (such as the REST depth
 //! snapshot some recordings carry) are skipped.
 
@@ -74,6 +74,11 @@ impl Frame {
         self.text.slice(self.data.clone())
     }
 
+    /// The combined-stream JSON as text.
+    pub fn combined_str(&self) -> &str {
+        std::str::from_utf8(&self.text).unwrap_or("")
+    }
+
     /// The raw payload as text.
     pub fn data_str(&self) -> &str {
         self.text
@@ -98,11 +103,15 @@ pub fn parse_ts(s: &str) -> Option<TsNs> {
 
 /// Which market an input holds, and its path.
 pub fn split_input(input: &str) -> (Venue, &str) {
-    if let Some(p) = input.strip_prefix("spot=") {
-        return (Venue::Spot, p);
-    }
-    if let Some(p) = input.strip_prefix("perp=") {
-        return (Venue::Perp, p);
+    for (prefix, venue) in [
+        ("spot:", Venue::Spot),
+        ("perp:", Venue::Perp),
+        ("spot=", Venue::Spot),
+        ("perp=", Venue::Perp),
+    ] {
+        if let Some(p) = input.strip_prefix(prefix) {
+            return (venue, p);
+        }
     }
     let name = Path::new(input)
         .file_name()

@@ -88,17 +88,30 @@ async fn play(
             speed = *speed_rx.borrow_and_update();
             anchor = None;
         }
-        if speed > 0.0 {
-            let (i0, t0) = *anchor.get_or_insert((Instant::now(), frame.ts));
+        // Wait until the frame is due; a speed change while waiting re-anchors the clock at the last frame sent.
+        while speed > 0.0 {
+            let (i0, t0) = *anchor.get_or_insert((Instant::now(), span.map_or(frame.ts, |s| s.1)));
             let wait_ns = (frame.ts - t0).max(0) as f64 / speed;
             let due = i0 + Duration::from_nanos(wait_ns.min(u64::MAX as f64) as u64);
-            if due > Instant::now() {
-                tokio::select! {
-                    _ = shared.shutdown.cancelled() => return Ok(None),
-                    _ = tokio::time::sleep_until(due) => {}
-                }
+            if due <= Instant::now() {
+                break;
             }
-        } else {
+            tokio::select! {
+                _ = shared.shutdown.cancelled() => return Ok(None),
+                _ = tokio::time::sleep_until(due) => break,
+                r = speed_rx.changed() => match r {
+                    Ok(()) => {
+                        speed = *speed_rx.borrow_and_update();
+                        anchor = None;
+                    }
+                    Err(_) => {
+                        tokio::time::sleep_until(due).await;
+                        break;
+                    }
+                },
+            }
+        }
+        if speed <= 0.0 {
             n += 1;
             if n % YIELD_EVERY == 0 {
                 tokio::task::yield_now().await;

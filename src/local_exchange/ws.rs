@@ -11,9 +11,11 @@ use std::sync::Arc;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::ApiError;
+use super::recording::SharedFrame;
 use super::server::{Shared, UserMsg};
 use crate::model::Venue;
 
@@ -31,7 +33,9 @@ pub(crate) async fn futures_raw(State(s): St, Path(stream): Path<String>, ws: We
             return ApiError::no_listen_key().into_response();
         }
         let key: Arc<str> = stream.into();
-        return ws.on_upgrade(move |sock| user_stream(s, sock, key));
+        // Subscribe now, so no event published between the handshake and the task start is lost.
+        let rx = s.user_tx.subscribe();
+        return ws.on_upgrade(move |sock| user_stream(s, sock, key, rx));
     }
     market(s, ws, Venue::Perp, vec![stream], false)
 }
@@ -59,7 +63,11 @@ fn market(s: Arc<Shared>, ws: WebSocketUpgrade, venue: Venue, streams: Vec<Strin
     if streams.is_empty() {
         return ApiError::mandatory("streams").into_response();
     }
-    ws.on_upgrade(move |sock| market_stream(s, sock, venue, streams, combined))
+    // Subscribe before being counted (the replay starts on the count), and before the handshake completes, so the
+    // client misses nothing from its first frame on.
+    let rx = s.market_tx.subscribe();
+    let counted = Subscribed::new(s.clone());
+    ws.on_upgrade(move |sock| market_stream(s, sock, venue, streams, combined, rx, counted))
 }
 
 /// Counts an open market stream while it lives (the replay waits for `min_subscribers`).
@@ -78,11 +86,16 @@ impl Drop for Subscribed {
     }
 }
 
-async fn market_stream(s: Arc<Shared>, mut sock: WebSocket, venue: Venue, streams: Vec<String>, combined: bool) {
-    // Subscribe before being counted, so the replay cannot start before this connection listens.
-    let mut rx = s.market_tx.subscribe();
+async fn market_stream(
+    s: Arc<Shared>,
+    mut sock: WebSocket,
+    venue: Venue,
+    streams: Vec<String>,
+    combined: bool,
+    mut rx: broadcast::Receiver<SharedFrame>,
+    _counted: Subscribed,
+) {
     let mut drop_rx = s.drop_market.subscribe();
-    let _counted = Subscribed::new(s.clone());
     loop {
         tokio::select! {
             biased;
@@ -120,8 +133,12 @@ async fn market_stream(s: Arc<Shared>, mut sock: WebSocket, venue: Venue, stream
     let _ = sock.send(Message::Close(None)).await;
 }
 
-async fn user_stream(s: Arc<Shared>, mut sock: WebSocket, key: Arc<str>) {
-    let mut rx = s.user_tx.subscribe();
+async fn user_stream(
+    s: Arc<Shared>,
+    mut sock: WebSocket,
+    key: Arc<str>,
+    mut rx: broadcast::Receiver<UserMsg>,
+) {
     loop {
         tokio::select! {
             biased;

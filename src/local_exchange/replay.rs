@@ -11,6 +11,7 @@ use super::account::Touch;
 use super::error::LocalExchangeError;
 use super::recording::{Frame, Recording};
 use super::server::{ReplayPhase, Shared};
+use crate::binance::market_wire::{self, Frame as WireFrame};
 use crate::market::MarketKind;
 use crate::model::{TsNs, Venue, NS_PER_MS};
 
@@ -134,8 +135,8 @@ fn apply(shared: &Shared, frame: &Frame, virtual_ts: TsNs) {
     if frame.venue != Venue::Perp {
         return;
     }
-    match parse_perp(frame) {
-        Ok(Some(MarketKind::Quote(q))) => {
+    match market_wire::parse_frame(frame.combined_str(), Venue::Perp) {
+        Ok(WireFrame::Market(MarketKind::Quote(q))) => {
             let mut core = shared.core();
             let mut execs = Vec::new();
             core.account.on_touch(
@@ -150,13 +151,8 @@ fn apply(shared: &Shared, frame: &Frame, virtual_ts: TsNs) {
                 shared.publish(&core, &execs);
             }
         }
-        Ok(Some(MarketKind::Mark(m))) => shared.core().account.set_mark(m.mark),
+        Ok(WireFrame::Market(MarketKind::Mark(m))) => shared.core().account.set_mark(m.mark),
         Ok(_) => {}
         Err(e) => tracing::debug!(error = %e, stream = frame.stream(), "frame not understood; replayed as is"),
     }
-}
-
-// STUB until branch `market` lands binance::market_wire::parse_frame.
-fn parse_perp(_frame: &Frame) -> Result<Option<MarketKind>, String> {
-    Ok(None)
 }

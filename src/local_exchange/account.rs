@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::error::ApiError;
-use crate::model::{Decimal, OrderState, OrderType, Position, Side, SymbolFilters, TsNs, NS_PER_MS};
+use crate::model::{
+    Decimal, OrderState, OrderType, Position, Side, SymbolFilters, TsNs, NS_PER_MS,
+};
 
 /// Best bid and ask of the perp, as replayed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -219,7 +221,12 @@ fn ms(ts: TsNs) -> i64 {
 }
 
 /// Does `x` have more decimals than `step` allows, or is it off the step grid?
-fn check_grid(x: Decimal, step: Decimal, precision: ApiError, grid: ApiError) -> Result<(), ApiError> {
+fn check_grid(
+    x: Decimal,
+    step: Decimal,
+    precision: ApiError,
+    grid: ApiError,
+) -> Result<(), ApiError> {
     if step.is_zero() {
         return Ok(());
     }
@@ -411,7 +418,12 @@ impl Account {
         if req.qty <= Decimal::ZERO {
             return Err(ApiError::qty_not_positive());
         }
-        check_grid(req.qty, f.step_size, ApiError::precision(), ApiError::qty_step())?;
+        check_grid(
+            req.qty,
+            f.step_size,
+            ApiError::precision(),
+            ApiError::qty_step(),
+        )?;
         if req.qty < f.min_qty {
             return Err(ApiError::qty_below_min());
         }
@@ -429,7 +441,12 @@ impl Account {
                 if p <= Decimal::ZERO {
                     return Err(ApiError::invalid_param("price"));
                 }
-                check_grid(p, f.tick_size, ApiError::precision(), ApiError::price_tick())?;
+                check_grid(
+                    p,
+                    f.tick_size,
+                    ApiError::precision(),
+                    ApiError::price_tick(),
+                )?;
                 if !f.min_price.is_zero() && p < f.min_price {
                     return Err(ApiError::price_below_min());
                 }
@@ -492,7 +509,11 @@ impl Account {
             symbol: req.symbol,
             side: req.side,
             order_type: req.order_type,
-            tif: if limit.is_some() { req.tif } else { TimeInForce::Gtc },
+            tif: if limit.is_some() {
+                req.tif
+            } else {
+                TimeInForce::Gtc
+            },
             orig_qty: req.qty,
             price: limit.unwrap_or(Decimal::ZERO),
             reduce_only: req.reduce_only,
@@ -554,7 +575,14 @@ impl Account {
     }
 
     /// Fills the whole remaining quantity of an order at `price` (clipped to the position for reduce-only).
-    fn fill(&mut self, id: i64, price: Decimal, maker: bool, now_ms: i64, execs: &mut Vec<Execution>) {
+    fn fill(
+        &mut self,
+        id: i64,
+        price: Decimal,
+        maker: bool,
+        now_ms: i64,
+        execs: &mut Vec<Execution>,
+    ) {
         let Some(o) = self.orders.get(&id) else {
             return;
         };
@@ -613,7 +641,12 @@ impl Account {
         }
     }
 
-    pub fn cancel(&mut self, symbol: &str, r: &OrderRef, now: TsNs) -> Result<(Order, Execution), ApiError> {
+    pub fn cancel(
+        &mut self,
+        symbol: &str,
+        r: &OrderRef,
+        now: TsNs,
+    ) -> Result<(Order, Execution), ApiError> {
         let order = self.order(symbol, r)?;
         if !order.is_open() {
             return Err(ApiError::cancel_rejected());
@@ -716,7 +749,10 @@ mod tests {
     fn market_buy_fills_at_ask_with_taker_fee() {
         let mut a = account();
         let (o, ex) = a
-            .place(order(Side::Buy, OrderType::Market, "0.010", None), 2_000 * NS_PER_MS)
+            .place(
+                order(Side::Buy, OrderType::Market, "0.010", None),
+                2_000 * NS_PER_MS,
+            )
             .unwrap();
         assert_eq!(o.status, OrderState::Filled);
         assert_eq!(o.avg_price, d("60000.1"));
@@ -763,18 +799,42 @@ mod tests {
     fn filters_reject_with_binance_codes() {
         let mut a = account();
         let code = |a: &mut Account, o| a.place(o, 0).unwrap_err().code;
-        assert_eq!(code(&mut a, order(Side::Buy, OrderType::Market, "0.0101", None)), -1111);
-        assert_eq!(code(&mut a, order(Side::Buy, OrderType::Market, "0.001", None)), -4164);
-        assert_eq!(code(&mut a, order(Side::Buy, OrderType::Market, "0", None)), -4003);
         assert_eq!(
-            code(&mut a, order(Side::Buy, OrderType::Limit, "0.010", Some("60000.05"))),
+            code(&mut a, order(Side::Buy, OrderType::Market, "0.0101", None)),
             -1111
         );
-        assert_eq!(code(&mut a, order(Side::Buy, OrderType::Limit, "0.010", None)), -1102);
-        // 1000 USDT at 20x buys at most ~0.33 BTC.
-        assert_eq!(code(&mut a, order(Side::Buy, OrderType::Market, "0.500", None)), -2019);
         assert_eq!(
-            code(&mut a, NewOrder { symbol: "ETHUSDT".into(), ..order(Side::Buy, OrderType::Market, "0.010", None) }),
+            code(&mut a, order(Side::Buy, OrderType::Market, "0.001", None)),
+            -4164
+        );
+        assert_eq!(
+            code(&mut a, order(Side::Buy, OrderType::Market, "0", None)),
+            -4003
+        );
+        assert_eq!(
+            code(
+                &mut a,
+                order(Side::Buy, OrderType::Limit, "0.010", Some("60000.05"))
+            ),
+            -1111
+        );
+        assert_eq!(
+            code(&mut a, order(Side::Buy, OrderType::Limit, "0.010", None)),
+            -1102
+        );
+        // 1000 USDT at 20x buys at most ~0.33 BTC.
+        assert_eq!(
+            code(&mut a, order(Side::Buy, OrderType::Market, "0.500", None)),
+            -2019
+        );
+        assert_eq!(
+            code(
+                &mut a,
+                NewOrder {
+                    symbol: "ETHUSDT".into(),
+                    ..order(Side::Buy, OrderType::Market, "0.010", None)
+                }
+            ),
             -1121
         );
         let msg = a
@@ -802,15 +862,32 @@ mod tests {
     fn resting_limit_fills_when_touch_reaches_it_as_maker() {
         let mut a = account();
         let (o, ex) = a
-            .place(order(Side::Buy, OrderType::Limit, "0.010", Some("59990.0")), 0)
+            .place(
+                order(Side::Buy, OrderType::Limit, "0.010", Some("59990.0")),
+                0,
+            )
             .unwrap();
         assert_eq!(o.status, OrderState::New);
         assert_eq!(ex.len(), 1);
         assert_eq!(a.open_orders(None).unwrap().len(), 1);
         let mut ex = Vec::new();
-        a.on_touch(Touch { bid: d("59990.0"), ask: d("59990.1") }, 5 * NS_PER_MS, &mut ex);
+        a.on_touch(
+            Touch {
+                bid: d("59990.0"),
+                ask: d("59990.1"),
+            },
+            5 * NS_PER_MS,
+            &mut ex,
+        );
         assert!(ex.is_empty());
-        a.on_touch(Touch { bid: d("59989.9"), ask: d("59990.0") }, 6 * NS_PER_MS, &mut ex);
+        a.on_touch(
+            Touch {
+                bid: d("59989.9"),
+                ask: d("59990.0"),
+            },
+            6 * NS_PER_MS,
+            &mut ex,
+        );
         assert_eq!(ex.len(), 1);
         assert!(ex[0].maker);
         assert_eq!(ex[0].last_price, d("59990.0"));
@@ -823,13 +900,24 @@ mod tests {
     fn cancel_ioc_and_post_only() {
         let mut a = account();
         let (o, _) = a
-            .place(order(Side::Sell, OrderType::Limit, "0.010", Some("61000.0")), 0)
+            .place(
+                order(Side::Sell, OrderType::Limit, "0.010", Some("61000.0")),
+                0,
+            )
             .unwrap();
         let (c, e) = a.cancel("BTCUSDT", &OrderRef::Id(o.order_id), 0).unwrap();
         assert_eq!(c.status, OrderState::Canceled);
         assert_eq!(e.exec, ExecType::Canceled);
-        assert_eq!(a.cancel("BTCUSDT", &OrderRef::Id(o.order_id), 0).unwrap_err().code, -2011);
-        assert_eq!(a.cancel("BTCUSDT", &OrderRef::Id(999), 0).unwrap_err().code, -2013);
+        assert_eq!(
+            a.cancel("BTCUSDT", &OrderRef::Id(o.order_id), 0)
+                .unwrap_err()
+                .code,
+            -2011
+        );
+        assert_eq!(
+            a.cancel("BTCUSDT", &OrderRef::Id(999), 0).unwrap_err().code,
+            -2013
+        );
 
         let mut ioc = order(Side::Buy, OrderType::Limit, "0.010", Some("59000.0"));
         ioc.tif = TimeInForce::Ioc;
@@ -852,6 +940,9 @@ mod tests {
         a.set_mark(d("59900"));
         assert_eq!(a.position_view().unrealized, d("1.000"));
         assert_eq!(a.set_leverage("BTCUSDT", 125).unwrap_err().code, -4028);
-        assert_eq!(a.set_leverage("BTCUSDT", 5).unwrap(), Decimal::from(300_000_000));
+        assert_eq!(
+            a.set_leverage("BTCUSDT", 5).unwrap(),
+            Decimal::from(300_000_000)
+        );
     }
 }

@@ -139,14 +139,14 @@ impl Source {
         self.next = None;
         loop {
             self.buf.clear();
-            let n = self
-                .lines
-                .read_line(&mut self.buf)
-                .map_err(|e| LocalExchangeError::Recording {
-                    path: self.path.clone(),
-                    line: self.line_no + 1,
-                    msg: e.to_string(),
-                })?;
+            let n =
+                self.lines
+                    .read_line(&mut self.buf)
+                    .map_err(|e| LocalExchangeError::Recording {
+                        path: self.path.clone(),
+                        line: self.line_no + 1,
+                        msg: e.to_string(),
+                    })?;
             if n == 0 {
                 return Ok(());
             }
@@ -242,10 +242,17 @@ mod tests {
         assert_eq!(f.ts, 1_680_652_800_070_436_000);
         assert_eq!(f.stream(), "btcusdt@bookTicker");
         assert_eq!(f.data_str(), "{\"e\":\"bookTicker\",\"u\":1}");
-        assert!(Frame::parse(Venue::Perp, "1680652800070436 {\"lastUpdateId\": 1, \"bids\": []}").is_none());
+        assert!(Frame::parse(
+            Venue::Perp,
+            "1680652800070436 {\"lastUpdateId\": 1, \"bids\": []}"
+        )
+        .is_none());
         assert!(Frame::parse(Venue::Perp, "garbage").is_none());
         assert!(Frame::parse(Venue::Perp, "12x {\"stream\":\"a\",\"data\":{}}").is_none());
-        assert_eq!(parse_ts("1723161253937000000"), Some(1_723_161_253_937_000_000));
+        assert_eq!(
+            parse_ts("1723161253937000000"),
+            Some(1_723_161_253_937_000_000)
+        );
     }
 
     #[test]

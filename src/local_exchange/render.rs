@@ -2,6 +2,7 @@
 //! the real exchange serves, built from the local exchange's orders, executions and views.
 
 use super::account::{Account, BalanceView, Execution, Order, PositionView};
+use crate::binance::rest_wire::Account as AccountWire;
 use crate::binance::rest_wire::{
     AccountAsset, AccountPosition, BalanceEntry, OrderResponse, OrderStatus, PositionRiskV2,
     PositionRiskV3,
@@ -10,7 +11,6 @@ use crate::binance::user_wire::{
     AccountUpdate, AccountUpdateBalance, AccountUpdateData, AccountUpdatePosition,
     OrderTradeUpdate, OrderTradeUpdateOrder,
 };
-use crate::binance::rest_wire::Account as AccountWire;
 use crate::model::Decimal;
 
 /// An order as POST/GET/DELETE /fapi/v1/order and openOrders return it. `cum_qty` only in POST/DELETE answers,

@@ -30,7 +30,9 @@ pub(crate) async fn run(shared: Arc<Shared>, recording: Recording) {
     let mut offset: TsNs = 0;
     loop {
         match play(&shared, &mut recording, offset).await {
-            Ok(Some((first, last))) if shared.cfg.loop_replay && !shared.shutdown.is_cancelled() => {
+            Ok(Some((first, last)))
+                if shared.cfg.loop_replay && !shared.shutdown.is_cancelled() =>
+            {
                 loops += 1;
                 // Virtual time keeps increasing across passes.
                 offset += last - first + NS_PER_MS;
@@ -153,6 +155,8 @@ fn apply(shared: &Shared, frame: &Frame, virtual_ts: TsNs) {
         }
         Ok(WireFrame::Market(MarketKind::Mark(m))) => shared.core().account.set_mark(m.mark),
         Ok(_) => {}
-        Err(e) => tracing::debug!(error = %e, stream = frame.stream(), "frame not understood; replayed as is"),
+        Err(e) => {
+            tracing::debug!(error = %e, stream = frame.stream(), "frame not understood; replayed as is")
+        }
     }
 }

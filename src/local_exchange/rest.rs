@@ -14,8 +14,8 @@ use super::error::ApiError;
 use super::render;
 use super::server::{wall_ms, Shared};
 use crate::binance::rest_wire::{
-    ErrorBody, ExchangeInfo, LeverageResponse, ListenKey, PositionSideDual, RateLimit,
-    ServerTime, SymbolInfo,
+    ErrorBody, ExchangeInfo, LeverageResponse, ListenKey, PositionSideDual, RateLimit, ServerTime,
+    SymbolInfo,
 };
 use crate::binance::sign;
 use crate::model::{Decimal, OrderType, Side};
@@ -47,7 +47,9 @@ fn percent_decode(s: &str) -> String {
         match b.get(i) {
             Some(b'+') => out.push(b' '),
             Some(b'%') => {
-                let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok());
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(v) => {
                         out.push(v);
@@ -156,7 +158,9 @@ fn api_key_check(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
 fn signed_check(shared: &Shared, headers: &HeaderMap, p: &Params) -> Result<(), ApiError> {
     api_key_check(shared, headers)?;
     let signature = p.req("signature")?;
-    let ts = p.int("timestamp")?.ok_or_else(|| ApiError::mandatory("timestamp"))?;
+    let ts = p
+        .int("timestamp")?
+        .ok_or_else(|| ApiError::mandatory("timestamp"))?;
     let recv_window = p.int("recvWindow")?.unwrap_or(5_000);
     if !(1..=60_000).contains(&recv_window) {
         return Err(ApiError::invalid_param("recvWindow"));
@@ -264,7 +268,9 @@ fn parse_new_order(p: &Params) -> Result<(NewOrder, bool), ApiError> {
             ));
         }
     }
-    let qty = p.decimal("quantity")?.ok_or_else(|| ApiError::mandatory("quantity"))?;
+    let qty = p
+        .decimal("quantity")?
+        .ok_or_else(|| ApiError::mandatory("quantity"))?;
     let price = p.decimal("price")?;
     let tif = match (order_type, p.get("timeInForce")) {
         (OrderType::Limit, None) => return Err(ApiError::mandatory("timeInForce")),
@@ -285,7 +291,11 @@ fn parse_new_order(p: &Params) -> Result<(NewOrder, bool), ApiError> {
             side,
             order_type,
             qty,
-            price: if order_type == OrderType::Limit { price } else { None },
+            price: if order_type == OrderType::Limit {
+                price
+            } else {
+                None
+            },
             tif,
             reduce_only: p.flag("reduceOnly")?,
             client_id: p.get("newClientOrderId").map(str::to_string),
@@ -536,7 +546,9 @@ pub(crate) async fn leverage(
     let r = (|| -> Result<Response, ApiError> {
         signed_check(&s, &headers, &p)?;
         let symbol = p.req("symbol")?;
-        let lev = p.int("leverage")?.ok_or_else(|| ApiError::mandatory("leverage"))?;
+        let lev = p
+            .int("leverage")?
+            .ok_or_else(|| ApiError::mandatory("leverage"))?;
         let lev = u32::try_from(lev).map_err(|_| ApiError::invalid_leverage())?;
         let max_notional = s.core().account.set_leverage(symbol, lev)?;
         Ok(json(&LeverageResponse {
@@ -627,7 +639,11 @@ mod tests {
             Some("symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=1&price=9000&timeInForce=GTC&recvWindow=5000&timestamp=1591702613943&signature=3c661234138461fcc7a7d8746c6558c9842d4e10870d2ecbedf7777cad694af9".into()),
             &Bytes::new(),
         );
-        assert!(sign::verify(secret, &q.payload(), q.get("signature").unwrap()));
+        assert!(sign::verify(
+            secret,
+            &q.payload(),
+            q.get("signature").unwrap()
+        ));
     }
 
     #[test]

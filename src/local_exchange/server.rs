@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::account::{Account, Execution, ExecType};
+use super::account::{Account, ExecType, Execution};
 use super::config::{ApiKeyPair, LocalExchangeConfig};
 use super::error::LocalExchangeError;
 use super::recording::{Recording, SharedFrame};
@@ -397,7 +397,10 @@ fn router(shared: Arc<Shared>) -> Router {
                 .delete(rest::cancel_order),
         )
         .route("/fapi/v1/openOrders", get(rest::open_orders))
-        .route("/fapi/v1/allOpenOrders", axum::routing::delete(rest::cancel_all))
+        .route(
+            "/fapi/v1/allOpenOrders",
+            axum::routing::delete(rest::cancel_all),
+        )
         .route("/fapi/v2/positionRisk", get(rest::position_risk_v2))
         .route("/fapi/v3/positionRisk", get(rest::position_risk_v3))
         .route("/fapi/v2/balance", get(rest::balance))
@@ -452,7 +455,9 @@ impl RunningExchange {
 
     pub fn inject(&self, fault: Fault) {
         match fault {
-            Fault::DropNextOrderResponse => self.shared.core().faults.drop_next_order_response = true,
+            Fault::DropNextOrderResponse => {
+                self.shared.core().faults.drop_next_order_response = true
+            }
             Fault::Http5xxNextOrder => self.shared.core().faults.http5xx_next_order = Some(true),
             Fault::Http5xxNextOrderNotPlaced => {
                 self.shared.core().faults.http5xx_next_order = Some(false)
@@ -543,7 +548,10 @@ pub async fn serve_standalone(cfg: LocalExchangeConfig) -> Result<(), LocalExcha
         ex.spot_ws_url(),
         ex.spot_ws_url()
     );
-    println!("  user-data stream:     {}/ws/<listenKey>", ex.user_ws_url());
+    println!(
+        "  user-data stream:     {}/ws/<listenKey>",
+        ex.user_ws_url()
+    );
     if ex.keys().is_test_pair() {
         println!("  API key:              {}", ex.keys().api_key);
         println!("  API secret:           {}", ex.keys().secret);

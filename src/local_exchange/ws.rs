@@ -26,7 +26,11 @@ pub(crate) struct StreamsQuery {
     streams: String,
 }
 
-pub(crate) async fn futures_raw(State(s): St, Path(stream): Path<String>, ws: WebSocketUpgrade) -> Response {
+pub(crate) async fn futures_raw(
+    State(s): St,
+    Path(stream): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Response {
     if !stream.contains('@') {
         // A listen key.
         if !s.core().keys.is_valid(&stream) {
@@ -40,15 +44,27 @@ pub(crate) async fn futures_raw(State(s): St, Path(stream): Path<String>, ws: We
     market(s, ws, Venue::Perp, vec![stream], false)
 }
 
-pub(crate) async fn futures_combined(State(s): St, Query(q): Query<StreamsQuery>, ws: WebSocketUpgrade) -> Response {
+pub(crate) async fn futures_combined(
+    State(s): St,
+    Query(q): Query<StreamsQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
     market(s, ws, Venue::Perp, split_streams(&q.streams), true)
 }
 
-pub(crate) async fn spot_raw(State(s): St, Path(stream): Path<String>, ws: WebSocketUpgrade) -> Response {
+pub(crate) async fn spot_raw(
+    State(s): St,
+    Path(stream): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Response {
     market(s, ws, Venue::Spot, vec![stream], false)
 }
 
-pub(crate) async fn spot_combined(State(s): St, Query(q): Query<StreamsQuery>, ws: WebSocketUpgrade) -> Response {
+pub(crate) async fn spot_combined(
+    State(s): St,
+    Query(q): Query<StreamsQuery>,
+    ws: WebSocketUpgrade,
+) -> Response {
     market(s, ws, Venue::Spot, split_streams(&q.streams), true)
 }
 
@@ -59,7 +75,13 @@ fn split_streams(s: &str) -> Vec<String> {
         .collect()
 }
 
-fn market(s: Arc<Shared>, ws: WebSocketUpgrade, venue: Venue, streams: Vec<String>, combined: bool) -> Response {
+fn market(
+    s: Arc<Shared>,
+    ws: WebSocketUpgrade,
+    venue: Venue,
+    streams: Vec<String>,
+    combined: bool,
+) -> Response {
     if streams.is_empty() {
         return ApiError::mandatory("streams").into_response();
     }

@@ -14,9 +14,8 @@ use premia::model::Decimal;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// 2024-08-08 23:54:15 UTC in ns, the start of the recording below.
 const T0: i64 = 1_723_161_255_088_169_167;
@@ -57,7 +56,10 @@ fn recording() -> Recording {
         perp_book(T0, 1, "60000.00", "60000.10"),
         perp_mark(T0 + 1_000_000, "60000.05000000"),
         // Not a combined frame (a REST depth snapshot, as in the real captures): skipped.
-        format!("{} {{\"lastUpdateId\":1,\"bids\":[],\"asks\":[]}}", T0 + 2_000_000),
+        format!(
+            "{} {{\"lastUpdateId\":1,\"bids\":[],\"asks\":[]}}",
+            T0 + 2_000_000
+        ),
         perp_book(T0 + HOUR_NS, 2, "60100.00", "60100.10"),
         perp_mark(T0 + HOUR_NS + 1_000_000, "60100.05000000"),
     ];
@@ -242,7 +244,12 @@ async fn auth_rejections_use_binance_codes_and_messages() {
     // Bad signature: signed with another secret.
     let q = Signed::query(&params, now_ms(), "not-the-secret");
     let (status, body, headers) = c
-        .send_as(reqwest::Method::GET, "/fapi/v2/positionRisk", q, &keys.api_key)
+        .send_as(
+            reqwest::Method::GET,
+            "/fapi/v2/positionRisk",
+            q,
+            &keys.api_key,
+        )
         .await;
     assert_eq!(status, 400);
     assert_eq!(code(&body), -1022);
@@ -252,7 +259,12 @@ async fn auth_rejections_use_binance_codes_and_messages() {
     // Stale timestamp (correctly signed).
     let q = Signed::query(&params, now_ms() - 60_000, &keys.secret);
     let (_, body, _) = c
-        .send_as(reqwest::Method::GET, "/fapi/v2/positionRisk", q, &keys.api_key)
+        .send_as(
+            reqwest::Method::GET,
+            "/fapi/v2/positionRisk",
+            q,
+            &keys.api_key,
+        )
         .await;
     assert_eq!(code(&body), -1021);
     assert_eq!(
@@ -262,14 +274,24 @@ async fn auth_rejections_use_binance_codes_and_messages() {
     // More than 1 s in the future.
     let q = Signed::query(&params, now_ms() + 5_000, &keys.secret);
     let (_, body, _) = c
-        .send_as(reqwest::Method::GET, "/fapi/v2/positionRisk", q, &keys.api_key)
+        .send_as(
+            reqwest::Method::GET,
+            "/fapi/v2/positionRisk",
+            q,
+            &keys.api_key,
+        )
         .await;
     assert_eq!(code(&body), -1021);
 
     // Unknown API key.
     let q = Signed::query(&params, now_ms(), &keys.secret);
     let (_, body, _) = c
-        .send_as(reqwest::Method::GET, "/fapi/v2/positionRisk", q, "someone-else")
+        .send_as(
+            reqwest::Method::GET,
+            "/fapi/v2/positionRisk",
+            q,
+            "someone-else",
+        )
         .await;
     assert_eq!(code(&body), -2015);
     assert_eq!(
@@ -279,7 +301,10 @@ async fn auth_rejections_use_binance_codes_and_messages() {
 
     // Missing mandatory parameter.
     let (_, body) = c
-        .post("/fapi/v1/order", &[("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET")])
+        .post(
+            "/fapi/v1/order",
+            &[("symbol", "BTCUSDT"), ("side", "BUY"), ("type", "MARKET")],
+        )
         .await;
     assert_eq!(code(&body), -1102);
     assert_eq!(
@@ -289,7 +314,10 @@ async fn auth_rejections_use_binance_codes_and_messages() {
 
     // Unknown order.
     let (_, body) = c
-        .get("/fapi/v1/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "nope")])
+        .get(
+            "/fapi/v1/order",
+            &[("symbol", "BTCUSDT"), ("origClientOrderId", "nope")],
+        )
         .await;
     assert_eq!(code(&body), -2013);
     assert_eq!(body["msg"], "Order does not exist.");
@@ -326,7 +354,10 @@ async fn order_filters_margin_and_duplicates_are_rejected() {
     };
     let (_, b) = c.post("/fapi/v1/order", &order("0.0101")).await;
     assert_eq!(code(&b), -1111, "{b}");
-    assert_eq!(b["msg"], "Precision is over the maximum defined for this asset.");
+    assert_eq!(
+        b["msg"],
+        "Precision is over the maximum defined for this asset."
+    );
     let (_, b) = c.post("/fapi/v1/order", &order("0.001")).await;
     assert_eq!(code(&b), -4164, "{b}");
     assert_eq!(
@@ -379,7 +410,10 @@ async fn order_filters_margin_and_duplicates_are_rejected() {
     assert_eq!(b["msg"], "clientOrderId is duplicated");
     // The first one is there, filled.
     let (_, b) = c
-        .get("/fapi/v1/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "dup-1")])
+        .get(
+            "/fapi/v1/order",
+            &[("symbol", "BTCUSDT"), ("origClientOrderId", "dup-1")],
+        )
         .await;
     assert_eq!(b["status"], "FILLED", "{b}");
     ex.shutdown().await;
@@ -401,8 +435,14 @@ async fn market_order_fills_at_replayed_touch_and_reduce_only_close_realises_pnl
     ))
     .await;
     // Phase one, verbatim and in order.
-    assert_eq!(next_text(&mut perp).await.as_deref(), Some(json_part(&rec.perp_lines[0])));
-    assert_eq!(next_text(&mut perp).await.as_deref(), Some(json_part(&rec.perp_lines[1])));
+    assert_eq!(
+        next_text(&mut perp).await.as_deref(),
+        Some(json_part(&rec.perp_lines[0]))
+    );
+    assert_eq!(
+        next_text(&mut perp).await.as_deref(),
+        Some(json_part(&rec.perp_lines[1]))
+    );
     assert_eq!(ex.replay_status().phase, ReplayPhase::Running);
     assert_eq!(ex.virtual_time(), T0 + 1_000_000);
 
@@ -414,11 +454,20 @@ async fn market_order_fills_at_replayed_touch_and_reduce_only_close_realises_pnl
     // Virtual clock: the recording time of the current book.
     assert_eq!(b["updateTime"].as_i64(), Some((T0 + 1_000_000) / 1_000_000));
 
-    let (_, risk) = c.get("/fapi/v2/positionRisk", &[("symbol", "BTCUSDT")]).await;
-    assert_eq!(dec(&risk[0]["positionAmt"]), "0.010".parse().unwrap(), "{risk}");
+    let (_, risk) = c
+        .get("/fapi/v2/positionRisk", &[("symbol", "BTCUSDT")])
+        .await;
+    assert_eq!(
+        dec(&risk[0]["positionAmt"]),
+        "0.010".parse().unwrap(),
+        "{risk}"
+    );
     assert_eq!(dec(&risk[0]["entryPrice"]), "60000.10".parse().unwrap());
     assert_eq!(dec(&risk[0]["markPrice"]), "60000.05".parse().unwrap());
-    assert_eq!(dec(&risk[0]["unRealizedProfit"]), "-0.0005".parse().unwrap());
+    assert_eq!(
+        dec(&risk[0]["unRealizedProfit"]),
+        "-0.0005".parse().unwrap()
+    );
     assert_eq!(risk[0]["positionSide"], "BOTH");
     let (_, v3) = c.get("/fapi/v3/positionRisk", &[]).await;
     assert_eq!(dec(&v3[0]["positionAmt"]), "0.010".parse().unwrap(), "{v3}");
@@ -437,15 +486,18 @@ async fn market_order_fills_at_replayed_touch_and_reduce_only_close_realises_pnl
     let e = next_json(&mut user).await;
     assert_eq!(e["e"], "ACCOUNT_UPDATE");
     assert_eq!(dec(&e["a"]["P"][0]["pa"]), "0.010".parse().unwrap());
-    assert_eq!(
-        dec(&e["a"]["B"][0]["wb"]),
-        "9999.6999995".parse().unwrap()
-    );
+    assert_eq!(dec(&e["a"]["B"][0]["wb"]), "9999.6999995".parse().unwrap());
 
     // Rush through the hour-long gap: phase two arrives, 100 USDT higher.
     ex.set_speed(0.0);
-    assert_eq!(next_text(&mut perp).await.as_deref(), Some(json_part(&rec.perp_lines[3])));
-    assert_eq!(next_text(&mut perp).await.as_deref(), Some(json_part(&rec.perp_lines[4])));
+    assert_eq!(
+        next_text(&mut perp).await.as_deref(),
+        Some(json_part(&rec.perp_lines[3]))
+    );
+    assert_eq!(
+        next_text(&mut perp).await.as_deref(),
+        Some(json_part(&rec.perp_lines[4]))
+    );
     ex.replay_finished().await;
     assert_eq!(ex.replay_status().phase, ReplayPhase::Finished);
 
@@ -476,7 +528,8 @@ async fn market_order_fills_at_replayed_touch_and_reduce_only_close_realises_pnl
     let (_, risk) = c.get("/fapi/v2/positionRisk", &[]).await;
     assert_eq!(dec(&risk[0]["positionAmt"]), Decimal::ZERO, "{risk}");
     let (_, bal) = c.get("/fapi/v2/balance", &[]).await;
-    let fees: Decimal = "0.3000005".parse::<Decimal>().unwrap() + "0.3005".parse::<Decimal>().unwrap();
+    let fees: Decimal =
+        "0.3000005".parse::<Decimal>().unwrap() + "0.3005".parse::<Decimal>().unwrap();
     let expect = Decimal::from(10_000) + "0.999".parse::<Decimal>().unwrap() - fees;
     assert_eq!(dec(&bal[0]["balance"]), expect, "{bal}");
     let snap = ex.snapshot();
@@ -490,7 +543,11 @@ async fn streams_are_split_by_market_and_raw_streams_carry_the_payload() {
     let rec = recording();
     // Two subscribers (spot + perp) must be connected before anything is sent.
     let ex = start(&rec, 2, 0.0).await;
-    let mut spot = connect(&format!("{}/stream?streams=btcusdt@bookTicker", ex.spot_ws_url())).await;
+    let mut spot = connect(&format!(
+        "{}/stream?streams=btcusdt@bookTicker",
+        ex.spot_ws_url()
+    ))
+    .await;
     assert_eq!(ex.replay_status().phase, ReplayPhase::Waiting);
     let mut perp_raw = connect(&format!("{}/ws/btcusdt@bookTicker", ex.futures_ws_url())).await;
     for line in &rec.spot_lines {
@@ -531,7 +588,10 @@ async fn faults_lost_response_5xx_dropped_streams_and_expired_listen_key() {
         .await;
     assert!(r.is_err_and(|e| e.is_timeout()));
     let (_, b) = c
-        .get("/fapi/v1/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "lost-1")])
+        .get(
+            "/fapi/v1/order",
+            &[("symbol", "BTCUSDT"), ("origClientOrderId", "lost-1")],
+        )
         .await;
     assert_eq!(b["status"], "FILLED", "{b}");
     // Retrying with the same id does not duplicate it.
@@ -545,7 +605,10 @@ async fn faults_lost_response_5xx_dropped_streams_and_expired_listen_key() {
     let (s, _) = c.post("/fapi/v1/order", &p).await;
     assert_eq!(s, 503);
     let (_, b) = c
-        .get("/fapi/v1/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "5xx-1")])
+        .get(
+            "/fapi/v1/order",
+            &[("symbol", "BTCUSDT"), ("origClientOrderId", "5xx-1")],
+        )
         .await;
     assert_eq!(b["status"], "FILLED", "{b}");
     // 5xx, not placed.
@@ -555,7 +618,10 @@ async fn faults_lost_response_5xx_dropped_streams_and_expired_listen_key() {
     let (s, _) = c.post("/fapi/v1/order", &p).await;
     assert_eq!(s, 503);
     let (_, b) = c
-        .get("/fapi/v1/order", &[("symbol", "BTCUSDT"), ("origClientOrderId", "5xx-2")])
+        .get(
+            "/fapi/v1/order",
+            &[("symbol", "BTCUSDT"), ("origClientOrderId", "5xx-2")],
+        )
         .await;
     assert_eq!(code(&b), -2013);
     let (_, risk) = c.get("/fapi/v2/positionRisk", &[]).await;
@@ -585,9 +651,11 @@ async fn faults_lost_response_5xx_dropped_streams_and_expired_listen_key() {
     let b: Value = resp.json().await.unwrap();
     assert_eq!(code(&b), -1125);
     // An unknown key cannot open a user stream.
-    assert!(tokio_tungstenite::connect_async(format!("{}/ws/{key}", ex.user_ws_url()))
-        .await
-        .is_err());
+    assert!(
+        tokio_tungstenite::connect_async(format!("{}/ws/{key}", ex.user_ws_url()))
+            .await
+            .is_err()
+    );
     ex.shutdown().await;
 }
 
@@ -623,8 +691,14 @@ async fn premia_rest_client_speaks_to_it() {
     client.sync_time().await.expect("time");
     let filters = client.exchange_info("BTCUSDT").await.expect("exchangeInfo");
     assert_eq!(filters, premia::model::SymbolFilters::default());
-    assert_eq!(client.position_mode().await.expect("dual"), PositionMode::OneWay);
-    assert_eq!(client.set_leverage("BTCUSDT", 5).await.expect("leverage"), 5);
+    assert_eq!(
+        client.position_mode().await.expect("dual"),
+        PositionMode::OneWay
+    );
+    assert_eq!(
+        client.set_leverage("BTCUSDT", 5).await.expect("leverage"),
+        5
+    );
     let req = premia::model::OrderRequest {
         client_id: "premia-1".into(),
         symbol: "BTCUSDT".into(),
@@ -644,7 +718,10 @@ async fn premia_rest_client_speaks_to_it() {
         .await
         .expect("query");
     assert_eq!(q.exchange_id, upd.exchange_id);
-    let positions = client.position_risk(Some("BTCUSDT")).await.expect("positions");
+    let positions = client
+        .position_risk(Some("BTCUSDT"))
+        .await
+        .expect("positions");
     assert_eq!(positions[0].qty, "-0.010".parse().unwrap());
     let balances = client.balances().await.expect("balances");
     assert_eq!(balances[0].asset, "USDT");

@@ -11,12 +11,11 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::engine::{Action, Engine, EngineConfig, Event};
-use crate::market::MarketReader;
 use crate::model::{Fill, OrderUpdate, TsNs};
 use crate::persist::{persist, PersistError};
 use crate::report::TradeStats;
 use crate::sim::SimExchange;
-use crate::store::{Durability, RunMeta, Store};
+use crate::store::{Durability, RunKind, RunMeta, Store};
 use crate::strategy::Strategy;
 
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +99,7 @@ impl BacktestResult {
             "orders": self.orders,
             "fills": self.fills,
             "risk_denials": self.denials,
-            "trades": self.stats.trades,
+            "trades": self.stats.count(),
             "wins": self.stats.wins,
             "win_rate": self.stats.win_rate,
             "realized_pnl": num(self.realized_pnl),
@@ -127,7 +126,7 @@ impl BacktestResult {
         s.push_str(&format!("  orders       {:>12}   fills {}   risk denials {}\n", self.orders, self.fills, self.denials));
         s.push_str(&format!(
             "  trades       {:>12}   wins {}   win rate {:.1} %\n",
-            self.stats.trades,
+            self.stats.count(),
             self.stats.wins,
             self.stats.win_rate * 100.0
         ));
@@ -197,13 +196,16 @@ pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
     let mut reader = crate::market::open(&opts.data)?;
     let store = Store::open_with(&opts.state_dir, Durability::Lazy)?;
     store.put_meta(&RunMeta {
-        kind: "backtest".into(),
-        strategy: opts.strategy.name.clone(),
+        kind: RunKind::Backtest,
+        strategy_name: opts.strategy.name.clone(),
         strategy_file: opts.strategy.source.display().to_string(),
         symbol: opts.strategy.symbol.clone(),
         started_ts: 0,
-        config: opts.config.source.clone(),
-        data: opts.data.clone(),
+        ended_ts: None,
+        config_path: Some(opts.config.source.clone()),
+        data_inputs: opts.data.clone(),
+        exchange: Some("simulated".into()),
+        premia_version: env!("CARGO_PKG_VERSION").into(),
     })?;
     let mut fills_csv = opts.fills_csv.as_deref().map(FillsCsv::create).transpose()?;
     let strategy_name = format!("{} ({})", opts.strategy.name, opts.strategy.source.display());

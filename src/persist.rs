@@ -19,7 +19,7 @@ pub fn persist(store: &Store, action: &Action) -> Result<(), PersistError> {
         Action::OrderChanged(rec) => ("order", store.put_order(rec)),
         Action::Filled { fill, position } => ("fill", store.add_fill(fill).and_then(|_| store.put_position(position))),
         Action::PositionChanged(position) => ("position", store.put_position(position)),
-        Action::Journal(entry) => ("journal entry", store.append_journal(entry)),
+        Action::Journal(entry) => ("journal entry", store.append_journal(entry).map(|_| ())),
         Action::Cancel { .. } => return Ok(()),
     };
     r.map_err(|source| PersistError { what, source })

@@ -37,7 +37,8 @@ impl Latency {
     pub fn record(&self, d: Duration) {
         let ns = (d.as_nanos() as u64).max(1);
         if let Ok(mut h) = self.hist.lock() {
-            let _ = h.record(ns.min(h.high()));
+            let high = h.high();
+            let _ = h.record(ns.min(high));
         }
     }
 

@@ -29,7 +29,7 @@ use crate::market::MarketEvent;
 use crate::model::NS_PER_MS;
 use crate::persist::persist;
 use crate::report::TradeStats;
-use crate::store::{Durability, RunMeta, Store};
+use crate::store::{Durability, RunKind, RunMeta, Store};
 use latency::{Latency, LatencySummary};
 use router::{run_router, RouterCmd};
 
@@ -80,7 +80,7 @@ pub enum LiveError {
 }
 
 /// How `premia run` was asked to run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LiveOptions {
     pub config: Config,
     pub flatten_on_exit: bool,
@@ -123,7 +123,7 @@ impl LiveSummary {
         ));
         s.push_str(&format!(
             "  trades         {}   wins {}   win rate {:.1} %\n",
-            self.stats.trades,
+            self.stats.count(),
             self.stats.wins,
             self.stats.win_rate * 100.0
         ));
@@ -273,13 +273,19 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
     let store = Store::open_with(&state_dir, Durability::Sync)?;
     let now_ms = clock() / NS_PER_MS;
     store.put_meta(&RunMeta {
-        kind: "live".into(),
-        strategy: strategy.name.clone(),
+        kind: RunKind::Live,
+        strategy_name: strategy.name.clone(),
         strategy_file: strategy.source.display().to_string(),
         symbol: symbol.clone(),
         started_ts: clock(),
-        config: cfg.source.clone(),
-        data: cfg.local.data.clone(),
+        ended_ts: None,
+        config_path: Some(cfg.source.clone()),
+        data_inputs: vec![ep.spot_ws_url.clone(), ep.futures_ws_url.clone()],
+        exchange: Some(match cfg.exchange.mode {
+            ExchangeMode::Local => format!("local ({})", ep.rest_url),
+            ExchangeMode::Binance => ep.rest_url.clone(),
+        }),
+        premia_version: env!("CARGO_PKG_VERSION").into(),
     })?;
     let mut engine = Engine::new(strategy, engine_config(cfg, &client_id_prefix(now_ms)));
     engine.set_filters(filters);

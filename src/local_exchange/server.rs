@@ -496,6 +496,11 @@ impl RunningExchange {
     pub fn virtual_time(&self) -> TsNs {
         self.shared.now()
     }
+    /// The replay's virtual clock, for a bot trading on this exchange (its market time, at any replay speed).
+    pub fn clock(&self) -> crate::binance::feed::Clock {
+        let shared = self.shared.clone();
+        std::sync::Arc::new(move || shared.now())
+    }
     /// Open market-stream websockets.
     pub fn market_subscribers(&self) -> usize {
         *self.shared.subscribers.borrow()

@@ -332,14 +332,17 @@ impl Engine {
                 return Some((0, None));
             }
         }
-        if let Some(tp) = exit.take_profit_pct {
-            if ctx.pnl_pct >= to_f64(tp) {
-                return Some((1, None));
-            }
-        }
-        if let Some(sl) = exit.stop_loss_pct {
-            if ctx.pnl_pct <= -to_f64(sl) {
-                return Some((2, None));
+        if exit.take_profit_pct.is_some() || exit.stop_loss_pct.is_some() {
+            // Exact: the move of the perp mid from the entry price, in percent, in the position's favour.
+            if let (Some(mid), false) = (self.perp_mid(), self.position.entry_price.is_zero()) {
+                let dir = if self.position.qty.is_sign_positive() { Decimal::ONE } else { Decimal::NEGATIVE_ONE };
+                let pnl_pct = (mid - self.position.entry_price) / self.position.entry_price * Decimal::ONE_HUNDRED * dir;
+                if exit.take_profit_pct.is_some_and(|tp| pnl_pct >= tp) {
+                    return Some((1, None));
+                }
+                if exit.stop_loss_pct.is_some_and(|sl| pnl_pct <= -sl) {
+                    return Some((2, None));
+                }
             }
         }
         (0..self.strategy.rules.len())
@@ -589,7 +592,11 @@ impl Engine {
         rec.updated_ts = u.ts;
         // Fills are counted by cumulative quantity, so one reported by the REST result and again by the user-data
         // stream (in either order) is booked once.
-        let cum = u.cum_qty.max(u.fill.as_ref().map(|f| rec.filled_qty + f.qty).unwrap_or_default());
+        let cum = if u.cum_qty > Decimal::ZERO {
+            u.cum_qty
+        } else {
+            rec.filled_qty + u.fill.as_ref().map(|f| f.qty).unwrap_or_default()
+        };
         let delta = cum - rec.filled_qty;
         if delta > Decimal::ZERO {
             let fill = self.fill_from_update(&rec, u, delta, cum);

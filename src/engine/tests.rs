@@ -258,7 +258,7 @@ notional_usdt = 1000
     let mut e = engine(src);
     feed(&mut e, quote(0, Venue::Spot, "100"));
     let out = feed(&mut e, quote(0, Venue::Perp, "100"));
-    let rec = placed(&out).unwrap().clone();
+    let rec = placed(&out).unwrap_or_else(|| panic!("{out:?}")).clone();
     // 1000 USDT at the bid 99.95 → 10.005 → rounded down to the 0.001 step.
     assert_eq!(rec.request.qty, d("10.005"));
     feed(&mut e, fill_of(&rec, 0, "100"));

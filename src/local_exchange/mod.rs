@@ -1,5 +1,19 @@
-//! A local exchange that speaks Binance USD-M's protocol on 127.0.0.1: REST orders and account, replayed market
-//! streams and a user-data stream, fed by recordings (see `ws` for the URL layout).
+//! A local exchange that speaks Binance USD-M's protocol on 127.0.0.1, fed by recordings of raw websocket frames.
+//!
+//! URL layout (one port serves everything):
+//! - REST: `http://HOST:PORT/fapi/...` — the Binance paths, parameters, JSON (the `binance::rest_wire` types) and
+//!   error codes;
+//! - futures market streams: `ws://HOST:PORT/ws/<stream>` and `ws://HOST:PORT/stream?streams=a/b`;
+//! - spot market streams: the same under `/spot` (`ws://HOST:PORT/spot/stream?streams=…`), so the spot base URL
+//!   is `ws://HOST:PORT/spot`;
+//! - user-data stream: `ws://HOST:PORT/ws/<listenKey>` (a path segment without `@` is a listen key).
+//!
+//! Clocks: fills, order and event times use the replay's virtual clock (the receive time of the last replayed
+//! frame); `/fapi/v1/time` and the `timestamp`/`recvWindow` check use the wall clock; replay pacing and listen-key
+//! expiry (60 min after the last POST/PUT) use the tokio clock, so paused-time tests run instantly.
+//!
+//! Pieces: [`account`] (positions, margin, matching; pure), [`recording`] (raw frame reader), `replay` (scheduler
+//! and book), `rest` and `ws` (handlers), `render` (domain → wire types), `server` (state, start, handle).
 
 pub mod account;
 pub mod config;

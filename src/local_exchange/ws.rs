@@ -7,6 +7,7 @@
 //! one that falls more than `stream_buffer` frames behind is disconnected rather than slowing the replay.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
@@ -20,6 +21,15 @@ use super::server::{Shared, UserMsg};
 use crate::model::Venue;
 
 type St = State<Arc<Shared>>;
+
+/// Server pings, as Binance sends them (every 3 minutes there); clients that watch for silence see traffic.
+const PING_EVERY: Duration = Duration::from_secs(60);
+
+fn ping_timer() -> tokio::time::Interval {
+    let mut t = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    t
+}
 
 #[derive(Debug, serde::Deserialize)]
 pub(crate) struct StreamsQuery {
@@ -118,10 +128,16 @@ async fn market_stream(
     _counted: Subscribed,
 ) {
     let mut drop_rx = s.drop_market.subscribe();
+    let mut ping = ping_timer();
     loop {
         tokio::select! {
             biased;
             _ = s.shutdown.cancelled() => break,
+            _ = ping.tick() => {
+                if sock.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
             _ = drop_rx.changed() => {
                 tracing::info!(?venue, "fault: dropping a market stream");
                 break;
@@ -161,10 +177,16 @@ async fn user_stream(
     key: Arc<str>,
     mut rx: broadcast::Receiver<UserMsg>,
 ) {
+    let mut ping = ping_timer();
     loop {
         tokio::select! {
             biased;
             _ = s.shutdown.cancelled() => break,
+            _ = ping.tick() => {
+                if sock.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
             m = sock.recv() => match m {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
                 Some(Ok(_)) => {}

@@ -6,6 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::StreamExt;
 use premia::binance::rest::{PositionMode, RestClient, RestConfig};
 use premia::binance::sign;
+use premia::binance::user_stream::{spawn_user_stream, UserStreamConfig};
+use premia::binance::user_wire::{UserEvent, STREAM_CONNECTED};
 use premia::binance::Credentials;
 use premia::local_exchange::{
     Fault, LocalExchange, LocalExchangeConfig, ReplayPhase, RunningExchange,
@@ -710,6 +712,18 @@ async fn premia_rest_client_speaks_to_it() {
         rule: "test".into(),
         decided_ts: 0,
     };
+    // premia's user-data stream task, on this exchange's listen keys.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let task = spawn_user_stream(
+        client.clone(),
+        UserStreamConfig::new(ex.user_ws_url()),
+        tx,
+        cancel.clone(),
+    );
+    let first = rx.recv().await.expect("user stream event");
+    assert_eq!(first, UserEvent::Other(STREAM_CONNECTED));
+
     let upd = client.place_order(&req).await.expect("order");
     assert_eq!(upd.state, premia::model::OrderState::Filled);
     assert_eq!(upd.avg_price, Some("60000.00".parse().unwrap()));
@@ -725,6 +739,22 @@ async fn premia_rest_client_speaks_to_it() {
     assert_eq!(positions[0].qty, "-0.010".parse().unwrap());
     let balances = client.balances().await.expect("balances");
     assert_eq!(balances[0].asset, "USDT");
+    let mut fills = Vec::new();
+    let mut accounts = Vec::new();
+    while accounts.is_empty() {
+        match rx.recv().await.expect("user stream event") {
+            UserEvent::Order(u) => fills.extend(u.fill),
+            UserEvent::Account { positions, .. } => accounts.push(positions),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(fills.len(), 1);
+    assert_eq!(fills[0].client_id, "premia-1");
+    assert_eq!(fills[0].price, "60000.00".parse().unwrap());
+    assert_eq!(accounts[0][0].qty, "-0.010".parse().unwrap());
+    cancel.cancel();
+    let _ = task.await;
+
     let key = client.create_listen_key().await.expect("listen key");
     client.keepalive_listen_key().await.expect("keep alive");
     assert!(!key.is_empty());
@@ -744,4 +774,102 @@ async fn bad_recording_path_fails_start() {
         panic!("start must fail");
     };
     assert!(e.to_string().contains("/nonexistent/recording.gz"), "{e}");
+}
+
+fn fixture(name: &str) -> String {
+    format!(
+        "{}/tests/fixtures/market_data/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// JSON of the fixture's frames of the given streams, in file order.
+fn fixture_frames(name: &str, streams: &[&str]) -> Vec<String> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(fixture(name)).expect("fixture");
+    let lines = std::io::BufReader::new(flate2::read::GzDecoder::new(file)).lines();
+    lines
+        .map(|l| l.expect("fixture line"))
+        .filter_map(|l| l.split_once(' ').map(|(_, j)| j.to_string()))
+        .filter(|j| {
+            streams
+                .iter()
+                .any(|s| j.starts_with(&format!("{{\"stream\":\"{s}\",")))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn real_recording_is_replayed_verbatim_in_order_and_orders_fill_at_its_last_touch() {
+    let perp_file = "usdm_btcusdt_20240808_head2000.gz";
+    let spot_file = "spot_btcusdt_20240808_head2000.gz";
+    let ex = LocalExchange::start(LocalExchangeConfig {
+        data: vec![fixture(perp_file), fixture(spot_file)],
+        speed: 0.0,
+        min_subscribers: 2,
+        ..LocalExchangeConfig::default()
+    })
+    .await
+    .expect("starts");
+    let perp_streams = ["btcusdt@bookTicker", "btcusdt@trade"];
+    let mut perp = connect(&format!(
+        "{}/stream?streams={}",
+        ex.futures_ws_url(),
+        perp_streams.join("/")
+    ))
+    .await;
+    let mut spot = connect(&format!(
+        "{}/stream?streams=btcusdt@bookTicker",
+        ex.spot_ws_url()
+    ))
+    .await;
+    let want_perp = fixture_frames(perp_file, &perp_streams);
+    let want_spot = fixture_frames(spot_file, &["btcusdt@bookTicker"]);
+    assert!(want_perp.len() > 1_000 && want_spot.len() > 1_000);
+    for (i, want) in want_perp.iter().enumerate() {
+        let got = next_text(&mut perp).await;
+        assert_eq!(got.as_deref(), Some(want.as_str()), "perp frame {i}");
+    }
+    for (i, want) in want_spot.iter().enumerate() {
+        let got = next_text(&mut spot).await;
+        assert_eq!(got.as_deref(), Some(want.as_str()), "spot frame {i}");
+    }
+    ex.replay_finished().await;
+
+    // The book is the last perp bookTicker of the recording.
+    let last_book = want_perp
+        .iter()
+        .rev()
+        .find(|j| j.contains("bookTicker"))
+        .expect("a bookTicker");
+    let last: Value = serde_json::from_str(last_book).unwrap();
+    let c = Signed::new(&ex);
+    let (s, b) = c.post("/fapi/v1/order", &MARKET_BUY).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(dec(&b["avgPrice"]), dec(&last["data"]["a"]));
+    ex.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn replay_is_paced_by_speed_on_the_tokio_clock() {
+    let rec = recording();
+    // Twice real time: the hour between the two phases takes 30 (paused, so instant) minutes.
+    let ex = start(&rec, 1, 2.0).await;
+    let mut perp = connect(&format!("{}/ws/btcusdt@bookTicker", ex.futures_ws_url())).await;
+    assert!(next_text(&mut perp).await.is_some());
+    let t = tokio::time::Instant::now();
+    let second = next_text_within(&mut perp, Duration::from_secs(2 * 3600)).await;
+    assert!(second.is_some_and(|s| s.contains("60100.00")));
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1800) && waited < Duration::from_secs(1801),
+        "{waited:?}"
+    );
+    // The frame's own time (or, at most, the next frames' 1 ms later).
+    let v = ex.virtual_time();
+    assert!(
+        (T0 + HOUR_NS..=T0 + HOUR_NS + 1_000_000).contains(&v),
+        "{v}"
+    );
+    ex.shutdown().await;
 }

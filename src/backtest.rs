@@ -85,7 +85,9 @@ impl BacktestResult {
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        let num = |d: Decimal| serde_json::Number::from_f64(crate::model::to_f64(d)).map(serde_json::Value::Number);
+        let num = |d: Decimal| {
+            serde_json::Number::from_f64(crate::model::to_f64(d)).map(serde_json::Value::Number)
+        };
         json!({
             "strategy": self.strategy,
             "events": self.events,
@@ -120,26 +122,51 @@ impl BacktestResult {
             self.events,
             self.samples,
             secs,
-            if self.malformed_lines > 0 { format!(", {} malformed lines skipped", self.malformed_lines) } else { String::new() }
+            if self.malformed_lines > 0 {
+                format!(", {} malformed lines skipped", self.malformed_lines)
+            } else {
+                String::new()
+            }
         ));
-        s.push_str(&format!("  speed        {:>12.0} events/s ({:.3} s)\n", self.events_per_s(), self.elapsed_s));
-        s.push_str(&format!("  orders       {:>12}   fills {}   risk denials {}\n", self.orders, self.fills, self.denials));
+        s.push_str(&format!(
+            "  speed        {:>12.0} events/s ({:.3} s)\n",
+            self.events_per_s(),
+            self.elapsed_s
+        ));
+        s.push_str(&format!(
+            "  orders       {:>12}   fills {}   risk denials {}\n",
+            self.orders, self.fills, self.denials
+        ));
         s.push_str(&format!(
             "  trades       {:>12}   wins {}   win rate {:.1} %\n",
             self.stats.count(),
             self.stats.wins,
             self.stats.win_rate * 100.0
         ));
-        s.push_str(&format!("  realised PnL {:>12} USDT (net of {} USDT fees)\n", self.realized_pnl.round_dp(4), self.stats.fees.round_dp(4)));
-        s.push_str(&format!("  max drawdown {:>12} USDT\n", self.stats.max_drawdown.round_dp(4)));
+        s.push_str(&format!(
+            "  realised PnL {:>12} USDT (net of {} USDT fees)\n",
+            self.realized_pnl.round_dp(4),
+            self.stats.fees.round_dp(4)
+        ));
+        s.push_str(&format!(
+            "  max drawdown {:>12} USDT\n",
+            self.stats.max_drawdown.round_dp(4)
+        ));
         if !self.open_qty.is_zero() {
-            s.push_str(&format!("  open position {} at the end of the data\n", self.open_qty));
+            s.push_str(&format!(
+                "  open position {} at the end of the data\n",
+                self.open_qty
+            ));
         }
         s.push_str("  decisions per rule:\n");
         for (rule, n) in &self.rule_counts {
             s.push_str(&format!("    {n:>6}  {rule}\n"));
         }
-        s.push_str(&format!("  state: {}   (premia report --state {})\n", self.state_dir.display(), self.state_dir.display()));
+        s.push_str(&format!(
+            "  state: {}   (premia report --state {})\n",
+            self.state_dir.display(),
+            self.state_dir.display()
+        ));
         s
     }
 }
@@ -153,19 +180,43 @@ struct FillsCsv {
 impl FillsCsv {
     fn create(path: &Path) -> Result<Self, BacktestError> {
         let p = path.display().to_string();
-        let file = File::create(path).map_err(|source| BacktestError::FillsCsv { path: p.clone(), source })?;
+        let file = File::create(path).map_err(|source| BacktestError::FillsCsv {
+            path: p.clone(),
+            source,
+        })?;
         let mut out = BufWriter::new(file);
-        writeln!(out, "ts_ns,symbol,side,qty,price,fee,rule").map_err(|source| BacktestError::FillsCsv { path: p.clone(), source })?;
+        writeln!(out, "ts_ns,symbol,side,qty,price,fee,rule").map_err(|source| {
+            BacktestError::FillsCsv {
+                path: p.clone(),
+                source,
+            }
+        })?;
         Ok(FillsCsv { out, path: p })
     }
 
     fn write(&mut self, f: &Fill) -> Result<(), BacktestError> {
-        writeln!(self.out, "{},{},{},{},{},{},{}", f.ts, f.symbol, f.side.as_str(), f.qty, f.price, f.fee.normalize(), csv_field(&f.rule))
-            .map_err(|source| BacktestError::FillsCsv { path: self.path.clone(), source })
+        writeln!(
+            self.out,
+            "{},{},{},{},{},{},{}",
+            f.ts,
+            f.symbol,
+            f.side.as_str(),
+            f.qty,
+            f.price,
+            f.fee.normalize(),
+            csv_field(&f.rule)
+        )
+        .map_err(|source| BacktestError::FillsCsv {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     fn finish(mut self) -> Result<(), BacktestError> {
-        self.out.flush().map_err(|source| BacktestError::FillsCsv { path: self.path.clone(), source })
+        self.out.flush().map_err(|source| BacktestError::FillsCsv {
+            path: self.path.clone(),
+            source,
+        })
     }
 }
 
@@ -191,7 +242,9 @@ pub fn engine_config(config: &Config, client_id_prefix: &str) -> EngineConfig {
 /// Runs a backtest to the end of the data.
 pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
     if opts.data.is_empty() {
-        return Err(BacktestError::Invalid("no data: give at least one --data PATH".into()));
+        return Err(BacktestError::Invalid(
+            "no data: give at least one --data PATH".into(),
+        ));
     }
     let mut reader = crate::market::open(&opts.data)?;
     let store = Store::open_with(&opts.state_dir, Durability::Lazy)?;
@@ -207,10 +260,22 @@ pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
         exchange: Some("simulated".into()),
         premia_version: env!("CARGO_PKG_VERSION").into(),
     })?;
-    let mut fills_csv = opts.fills_csv.as_deref().map(FillsCsv::create).transpose()?;
-    let strategy_name = format!("{} ({})", opts.strategy.name, opts.strategy.source.display());
+    let mut fills_csv = opts
+        .fills_csv
+        .as_deref()
+        .map(FillsCsv::create)
+        .transpose()?;
+    let strategy_name = format!(
+        "{} ({})",
+        opts.strategy.name,
+        opts.strategy.source.display()
+    );
     let mut engine = Engine::new(opts.strategy, engine_config(&opts.config, "bt-"));
-    let mut sim = SimExchange::new(opts.config.filters.clone(), opts.config.fees.taker_rate, opts.config.fees.maker_rate);
+    let mut sim = SimExchange::new(
+        opts.config.filters.clone(),
+        opts.config.fees.taker_rate,
+        opts.config.fees.maker_rate,
+    );
 
     let bar = progress_bar(opts.progress, reader.total_bytes());
     let started = Instant::now();
@@ -240,7 +305,15 @@ pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
         }
         engine.on_event(&Event::Market(ev), &mut actions);
         if !actions.is_empty() {
-            drain_actions(&mut engine, &mut sim, &store, &mut fills_csv, &mut actions, &mut updates, ev.ts)?;
+            drain_actions(
+                &mut engine,
+                &mut sim,
+                &store,
+                &mut fills_csv,
+                &mut actions,
+                &mut updates,
+                ev.ts,
+            )?;
         }
         if n & 0xFFFF == 0 {
             if let Some(b) = &bar {
@@ -263,9 +336,19 @@ pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
     let fills = store.fills()?;
     let stats = TradeStats::from_fills(&fills);
     let es = engine.stats();
-    let mut rule_counts: Vec<(String, u64)> =
-        engine.strategy().rules.iter().zip(&es.rule_fires).map(|(r, n)| (r.name.clone(), *n)).collect();
-    rule_counts.extend(engine.exit_reason_counts().filter(|(_, n)| *n > 0).map(|(k, n)| (format!("[exit] {k}"), n)));
+    let mut rule_counts: Vec<(String, u64)> = engine
+        .strategy()
+        .rules
+        .iter()
+        .zip(&es.rule_fires)
+        .map(|(r, n)| (r.name.clone(), *n))
+        .collect();
+    rule_counts.extend(
+        engine
+            .exit_reason_counts()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| (format!("[exit] {k}"), n)),
+    );
     Ok(BacktestResult {
         events: es.events,
         samples: es.samples,
@@ -324,7 +407,9 @@ fn progress_bar(enabled: bool, total: u64) -> Option<indicatif::ProgressBar> {
         return None;
     }
     let bar = indicatif::ProgressBar::new(total);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({eta})") {
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({eta})",
+    ) {
         bar.set_style(style);
     }
     Some(bar)

@@ -144,23 +144,37 @@ fn init_logging(filter: &str, json_file: Option<&Path>) -> Result<()> {
     use tracing_subscriber::prelude::*;
     use tracing_subscriber::EnvFilter;
     let env = std::env::var("RUST_LOG").ok();
-    let make_filter = || EnvFilter::try_new(env.as_deref().unwrap_or(filter)).or_else(|_| EnvFilter::try_new("info"));
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_filter(make_filter()?);
+    let make_filter = || {
+        EnvFilter::try_new(env.as_deref().unwrap_or(filter)).or_else(|_| EnvFilter::try_new("info"))
+    };
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_filter(make_filter()?);
     let json = match json_file {
         Some(p) => {
             if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
             }
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(p)
                 .with_context(|| format!("opening log file {}", p.display()))?;
-            Some(tracing_subscriber::fmt::layer().json().with_writer(std::sync::Mutex::new(file)).with_filter(make_filter()?))
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::sync::Mutex::new(file))
+                    .with_filter(make_filter()?),
+            )
         }
         None => None,
     };
-    tracing_subscriber::registry().with(stderr).with(json).init();
+    tracing_subscriber::registry()
+        .with(stderr)
+        .with(json)
+        .init();
     Ok(())
 }
 
@@ -168,8 +182,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let log = cli.log.clone();
     let log_json = cli.log_json.clone();
     let setup = |cfg: Option<&Config>| -> Result<()> {
-        let level = log.clone().or_else(|| cfg.map(|c| c.log.level.clone())).unwrap_or_else(|| "info".into());
-        let json = log_json.clone().or_else(|| cfg.and_then(|c| c.log.json_file.clone()));
+        let level = log
+            .clone()
+            .or_else(|| cfg.map(|c| c.log.level.clone()))
+            .unwrap_or_else(|| "info".into());
+        let json = log_json
+            .clone()
+            .or_else(|| cfg.and_then(|c| c.log.json_file.clone()));
         init_logging(&level, json.as_deref())
     };
     match cli.command {
@@ -182,9 +201,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             } else {
                 setup(Some(&config))?;
             }
-            let strategy_path = a.strategy.clone().unwrap_or_else(|| config.strategy.clone());
+            let strategy_path = a
+                .strategy
+                .clone()
+                .unwrap_or_else(|| config.strategy.clone());
             let strategy = premia::strategy::load_file(&strategy_path)?;
-            let state_dir = a.state.clone().unwrap_or_else(|| fresh_state_dir("backtest", &strategy.name));
+            let state_dir = a
+                .state
+                .clone()
+                .unwrap_or_else(|| fresh_state_dir("backtest", &strategy.name));
             let result = premia::backtest::run(premia::backtest::BacktestOptions {
                 data: a.data,
                 strategy,
@@ -235,11 +260,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if config.strategy.as_os_str().is_empty() {
                 anyhow::bail!("the config names no strategy");
             }
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             let opts = premia::live::LiveOptions {
                 config,
                 flatten_on_exit: a.flatten_on_exit,
-                max_duration: a.max_seconds.filter(|s| *s > 0.0).map(std::time::Duration::from_secs_f64),
+                max_duration: a
+                    .max_seconds
+                    .filter(|s| *s > 0.0)
+                    .map(std::time::Duration::from_secs_f64),
                 shutdown: tokio_util::sync::CancellationToken::new(),
                 clock: None,
             };
@@ -258,7 +288,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Exchange(a) => {
             let config = Config::load(a.config.as_deref())?;
             setup(Some(&config))?;
-            let listen = a.listen.parse().with_context(|| format!("--listen `{}` is not an address like 127.0.0.1:9100", a.listen))?;
+            let listen = a.listen.parse().with_context(|| {
+                format!(
+                    "--listen `{}` is not an address like 127.0.0.1:9100",
+                    a.listen
+                )
+            })?;
             let cfg = premia::local_exchange::LocalExchangeConfig {
                 listen,
                 data: a.data,
@@ -270,16 +305,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 loop_replay: a.loop_replay,
                 ..premia::local_exchange::LocalExchangeConfig::default()
             };
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             runtime.block_on(premia::local_exchange::serve_standalone(cfg))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::GenTicks(a) => {
             setup(None)?;
-            let file = std::fs::File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+            let file = std::fs::File::create(&a.out)
+                .with_context(|| format!("creating {}", a.out.display()))?;
             let gz = a.out.extension().is_some_and(|e| e == "gz");
             let mut out: Box<dyn std::io::Write> = if gz {
-                Box::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast()))
+                Box::new(flate2::write::GzEncoder::new(
+                    file,
+                    flate2::Compression::fast(),
+                ))
             } else {
                 Box::new(std::io::BufWriter::with_capacity(1 << 20, file))
             };
@@ -302,7 +343,10 @@ fn check(a: CheckArgs) -> Result<ExitCode> {
             None
         }
     };
-    let strategy_path = a.strategy.or_else(|| config.as_ref().map(|c| c.strategy.clone())).filter(|p| !p.as_os_str().is_empty());
+    let strategy_path = a
+        .strategy
+        .or_else(|| config.as_ref().map(|c| c.strategy.clone()))
+        .filter(|p| !p.as_os_str().is_empty());
     if let Some(p) = &strategy_path {
         match premia::strategy::load_file(p) {
             Ok(s) => println!(
@@ -320,7 +364,12 @@ fn check(a: CheckArgs) -> Result<ExitCode> {
         }
     }
     if let Some(c) = &config {
-        println!("config {}: ok (exchange mode {:?}, state dir {})", c.source, c.exchange.mode, c.state_dir.display());
+        println!(
+            "config {}: ok (exchange mode {:?}, state dir {})",
+            c.source,
+            c.exchange.mode,
+            c.state_dir.display()
+        );
     }
     if failed {
         eprintln!("check failed");
@@ -333,12 +382,28 @@ fn check(a: CheckArgs) -> Result<ExitCode> {
 
 /// A new folder name under state/ for a run: `state/<kind>-<strategy>-<UTC time>`.
 fn fresh_state_dir(kind: &str, strategy: &str) -> PathBuf {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = now.as_secs() as i64;
     let (d, t) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, day) = civil_from_days(d);
-    let name: String = strategy.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect();
-    let base = format!("{kind}-{name}-{y:04}{m:02}{day:02}T{:02}{:02}{:02}Z", t / 3600, t / 60 % 60, t % 60);
+    let name: String = strategy
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let base = format!(
+        "{kind}-{name}-{y:04}{m:02}{day:02}T{:02}{:02}{:02}Z",
+        t / 3600,
+        t / 60 % 60,
+        t % 60
+    );
     let mut dir = Path::new("state").join(&base);
     let mut i = 2;
     while dir.exists() {
@@ -365,16 +430,25 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// The most recently modified sub-folder of `root` that holds a sled database.
 fn latest_state_dir(root: &Path) -> Result<PathBuf> {
     let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
-    let entries = std::fs::read_dir(root).with_context(|| format!("no state dir given and {} cannot be read", root.display()))?;
+    let entries = std::fs::read_dir(root)
+        .with_context(|| format!("no state dir given and {} cannot be read", root.display()))?;
     for e in entries.flatten() {
         let p = e.path();
         if !p.join("db").exists() && !p.join("conf").exists() {
             continue;
         }
-        let t = e.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
+        let t = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .unwrap_or(std::time::UNIX_EPOCH);
         if best.as_ref().is_none_or(|(bt, _)| t > *bt) {
             best = Some((t, p));
         }
     }
-    best.map(|(_, p)| p).with_context(|| format!("no state dir given and none found under {}; pass --state DIR", root.display()))
+    best.map(|(_, p)| p).with_context(|| {
+        format!(
+            "no state dir given and none found under {}; pass --state DIR",
+            root.display()
+        )
+    })
 }

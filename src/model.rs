@@ -476,8 +476,8 @@ impl NormalizeScale for Decimal {
 }
 
 const POW10: [f64; 29] = [
-    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
-    1e20, 1e21, 1e22, 1e23, 1e24, 1e25, 1e26, 1e27, 1e28,
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22, 1e23, 1e24, 1e25, 1e26, 1e27, 1e28,
 ];
 
 /// Converts a decimal to f64 for indicators (never for money).
@@ -533,8 +533,18 @@ mod tests {
 
     #[test]
     fn fast_f64_conversion_matches_the_general_one() {
-        for t in ["61234.56", "0.00000001", "-28136.10", "1e-3", "123456789012.123456", "0", "79228162514264337593543950335"] {
-            let x = Decimal::from_scientific(t).or_else(|_| Decimal::from_str(t)).unwrap();
+        for t in [
+            "61234.56",
+            "0.00000001",
+            "-28136.10",
+            "1e-3",
+            "123456789012.123456",
+            "0",
+            "79228162514264337593543950335",
+        ] {
+            let x = Decimal::from_scientific(t)
+                .or_else(|_| Decimal::from_str(t))
+                .unwrap();
             assert_eq!(to_f64(x), x.to_f64().unwrap(), "{t}");
         }
     }

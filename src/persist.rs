@@ -17,7 +17,12 @@ pub fn persist(store: &Store, action: &Action) -> Result<(), PersistError> {
     let (what, r) = match action {
         Action::Place(rec) => ("order intent", store.put_order(rec)),
         Action::OrderChanged(rec) => ("order", store.put_order(rec)),
-        Action::Filled { fill, position } => ("fill", store.add_fill(fill).and_then(|_| store.put_position(position))),
+        Action::Filled { fill, position } => (
+            "fill",
+            store
+                .add_fill(fill)
+                .and_then(|_| store.put_position(position)),
+        ),
         Action::PositionChanged(position) => ("position", store.put_position(position)),
         Action::Journal(entry) => ("journal entry", store.append_journal(entry).map(|_| ())),
         Action::Cancel { .. } => return Ok(()),

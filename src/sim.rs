@@ -4,7 +4,9 @@
 use rust_decimal::Decimal;
 
 use crate::market::{MarketEvent, MarketKind, Quote};
-use crate::model::{Fill, OrderRecord, OrderState, OrderType, OrderUpdate, Side, SymbolFilters, TsNs, Venue};
+use crate::model::{
+    Fill, OrderRecord, OrderState, OrderType, OrderUpdate, Side, SymbolFilters, TsNs, Venue,
+};
 
 /// A resting limit order.
 #[derive(Debug, Clone)]
@@ -30,13 +32,22 @@ pub struct SimExchange {
 
 impl SimExchange {
     pub fn new(filters: SymbolFilters, taker_rate: Decimal, maker_rate: Decimal) -> Self {
-        SimExchange { filters, taker_rate, maker_rate, perp: None, resting: Vec::new(), next_trade_id: 1 }
+        SimExchange {
+            filters,
+            taker_rate,
+            maker_rate,
+            perp: None,
+            resting: Vec::new(),
+            next_trade_id: 1,
+        }
     }
 
     /// Updates the book; resting limit orders the new touch crosses fill at their limit price (maker).
     #[inline]
     pub fn on_market(&mut self, ev: &MarketEvent, out: &mut Vec<OrderUpdate>) {
-        let MarketKind::Quote(q) = &ev.kind else { return };
+        let MarketKind::Quote(q) = &ev.kind else {
+            return;
+        };
         if q.venue != Venue::Perp {
             return;
         }
@@ -54,7 +65,16 @@ impl SimExchange {
             if crossed {
                 let r = self.resting.swap_remove(i);
                 let fee = r.qty * r.price * self.maker_rate;
-                out.push(self.fill_update(ev.ts, &r.client_id, &r.symbol, r.side, r.qty, r.price, fee, &r.rule));
+                out.push(self.fill_update(
+                    ev.ts,
+                    &r.client_id,
+                    &r.symbol,
+                    r.side,
+                    r.qty,
+                    r.price,
+                    fee,
+                    &r.rule,
+                ));
             } else {
                 i += 1;
             }
@@ -80,10 +100,17 @@ impl SimExchange {
             out.push(reject("no perp quote to trade against".into()));
             return;
         };
-        let touch = if req.side == Side::Buy { book.ask } else { book.bid };
+        let touch = if req.side == Side::Buy {
+            book.ask
+        } else {
+            book.bid
+        };
         let ref_price = req.price.unwrap_or(touch);
         if self.filters.round_qty(req.qty) != req.qty {
-            out.push(reject(format!("-1111 quantity {} is not a multiple of the step {}", req.qty, self.filters.step_size)));
+            out.push(reject(format!(
+                "-1111 quantity {} is not a multiple of the step {}",
+                req.qty, self.filters.step_size
+            )));
             return;
         }
         if !req.reduce_only {
@@ -94,7 +121,9 @@ impl SimExchange {
         }
         let crosses = match (req.order_type, req.price) {
             (OrderType::Market, _) => true,
-            (OrderType::Limit, Some(p)) => (req.side == Side::Buy && touch <= p) || (req.side == Side::Sell && touch >= p),
+            (OrderType::Limit, Some(p)) => {
+                (req.side == Side::Buy && touch <= p) || (req.side == Side::Sell && touch >= p)
+            }
             (OrderType::Limit, None) => {
                 out.push(reject("limit order without a price".into()));
                 return;
@@ -102,7 +131,16 @@ impl SimExchange {
         };
         if crosses {
             let fee = req.qty * touch * self.taker_rate;
-            out.push(self.fill_update(now, &req.client_id, &req.symbol, req.side, req.qty, touch, fee, &req.rule));
+            out.push(self.fill_update(
+                now,
+                &req.client_id,
+                &req.symbol,
+                req.side,
+                req.qty,
+                touch,
+                fee,
+                &req.rule,
+            ));
         } else {
             self.resting.push(Resting {
                 client_id: req.client_id.clone(),

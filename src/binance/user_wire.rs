@@ -9,6 +9,7 @@ use crate::model::{Balance, Decimal, ExchangePosition, Fill, OrderRequest, Order
 
 /// A user-data stream frame, as the engine sees it.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one per user-data frame (rare); boxing would only add an allocation
 pub enum UserEvent {
     /// Order progress; carries a [`Fill`] when the frame reports a trade.
     Order(OrderUpdate),
@@ -439,6 +440,7 @@ pub struct MultiAssetsConfig {
 
 /// A decoded user-data frame, every field kept (for logging and for tests; the engine uses [`UserEvent`]).
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // a parse-time value, converted at once
 pub enum UserFrame {
     OrderTradeUpdate(OrderTradeUpdate),
     AccountUpdate(AccountUpdate),

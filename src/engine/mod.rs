@@ -10,15 +10,18 @@ use rust_decimal::prelude::*;
 
 use crate::market::{MarketEvent, MarketKind};
 use crate::model::{
-    to_f64, Fill, JournalEntry, JournalKind, OrderRecord, OrderRequest, OrderState, OrderType, OrderUpdate, Position,
-    Side, SymbolFilters, TsNs, NS_PER_S,
+    to_f64, Fill, JournalEntry, JournalKind, OrderRecord, OrderRequest, OrderState, OrderType,
+    OrderUpdate, Position, Side, SymbolFilters, TsNs, NS_PER_S,
 };
-use crate::risk::{DenyReason, Risk, RiskContext, RiskDecision, RiskLimits, StateChange, TradingState};
+use crate::risk::{
+    DenyReason, Risk, RiskContext, RiskDecision, RiskLimits, StateChange, TradingState,
+};
 use crate::signal::MarketState;
 use crate::strategy::{Context, OrderSize, RuleAction, Signals, Strategy};
 
 /// Everything that can happen to the engine.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // passed by reference; order updates are rare and boxing them buys nothing
 pub enum Event {
     Market(MarketEvent),
     /// Progress of one of our orders (REST result, order query, user-data stream, or the simulator).
@@ -115,7 +118,10 @@ pub const REJECT_COOLDOWN_NS: TsNs = 2 * NS_PER_S;
 impl Engine {
     pub fn new(strategy: Strategy, cfg: EngineConfig) -> Engine {
         let signals = Signals::new(&strategy);
-        let stats = Stats { rule_fires: vec![0; strategy.rules.len()], ..Default::default() };
+        let stats = Stats {
+            rule_fires: vec![0; strategy.rules.len()],
+            ..Default::default()
+        };
         let position = Position::flat(&strategy.symbol);
         Engine {
             risk: Risk::new(cfg.risk.clone()),
@@ -171,7 +177,10 @@ impl Engine {
         self.risk.state()
     }
     pub fn exit_reason_counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        EXIT_NAMES.iter().copied().zip(self.stats.exit_reasons.iter().copied())
+        EXIT_NAMES
+            .iter()
+            .copied()
+            .zip(self.stats.exit_reasons.iter().copied())
     }
     /// The next client-order sequence number (persisted so restarts never reuse an id).
     pub fn next_seq(&self) -> u64 {
@@ -255,10 +264,18 @@ impl Engine {
     }
 
     fn check_kill_switch(&mut self, out: &mut Vec<Action>) {
-        if self.position.is_flat() && self.risk.state() == TradingState::Active && self.position.realized_pnl.is_zero() {
+        if self.position.is_flat()
+            && self.risk.state() == TradingState::Active
+            && self.position.realized_pnl.is_zero()
+        {
             return;
         }
-        let change = self.risk.on_pnl(self.now, self.position.realized_pnl, self.unrealized_pnl(), self.position.is_flat());
+        let change = self.risk.on_pnl(
+            self.now,
+            self.position.realized_pnl,
+            self.unrealized_pnl(),
+            self.position.is_flat(),
+        );
         if let Some(c) = change {
             self.journal_state_change(c, out);
         }
@@ -283,16 +300,34 @@ impl Engine {
             return Context::flat();
         }
         let entry = to_f64(self.position.entry_price);
-        let mid = self.market.perp.map(|q| (to_f64(q.bid) + to_f64(q.ask)) * 0.5).unwrap_or(f64::NAN);
-        let dir = if self.position.qty.is_sign_positive() { 1.0 } else { -1.0 };
-        let hold_s = self.position.opened_ts.map(|t| (self.now - t) as f64 / NS_PER_S as f64).unwrap_or(f64::NAN);
-        Context { pnl_pct: (mid / entry - 1.0) * 100.0 * dir, hold_s }
+        let mid = self
+            .market
+            .perp
+            .map(|q| (to_f64(q.bid) + to_f64(q.ask)) * 0.5)
+            .unwrap_or(f64::NAN);
+        let dir = if self.position.qty.is_sign_positive() {
+            1.0
+        } else {
+            -1.0
+        };
+        let hold_s = self
+            .position
+            .opened_ts
+            .map(|t| (self.now - t) as f64 / NS_PER_S as f64)
+            .unwrap_or(f64::NAN);
+        Context {
+            pnl_pct: (mid / entry - 1.0) * 100.0 * dir,
+            hold_s,
+        }
     }
 
     /// After each event: exits first when a position is open, else entries in file order; one action at most.
     fn decide(&mut self, out: &mut Vec<Action>) {
         if let Some(p) = &self.pending {
-            self.check_limit_timeout(p.clone_if_expired(self.now, self.strategy.order.limit_timeout_ns), out);
+            self.check_limit_timeout(
+                p.clone_if_expired(self.now, self.strategy.order.limit_timeout_ns),
+                out,
+            );
             return;
         }
         if !self.market.ready() || self.now < self.cooldown_until {
@@ -314,7 +349,11 @@ impl Engine {
                 continue;
             }
             if self.signals.eval_rule(&self.strategy, i, self.now, &ctx) {
-                let side = if action == RuleAction::EnterLong { Side::Buy } else { Side::Sell };
+                let side = if action == RuleAction::EnterLong {
+                    Side::Buy
+                } else {
+                    Side::Sell
+                };
                 self.place_entry(i, side, &ctx, out);
                 return;
             }
@@ -335,8 +374,14 @@ impl Engine {
         if exit.take_profit_pct.is_some() || exit.stop_loss_pct.is_some() {
             // Exact: the move of the perp mid from the entry price, in percent, in the position's favour.
             if let (Some(mid), false) = (self.perp_mid(), self.position.entry_price.is_zero()) {
-                let dir = if self.position.qty.is_sign_positive() { Decimal::ONE } else { Decimal::NEGATIVE_ONE };
-                let pnl_pct = (mid - self.position.entry_price) / self.position.entry_price * Decimal::ONE_HUNDRED * dir;
+                let dir = if self.position.qty.is_sign_positive() {
+                    Decimal::ONE
+                } else {
+                    Decimal::NEGATIVE_ONE
+                };
+                let pnl_pct = (mid - self.position.entry_price) / self.position.entry_price
+                    * Decimal::ONE_HUNDRED
+                    * dir;
                 if exit.take_profit_pct.is_some_and(|tp| pnl_pct >= tp) {
                     return Some((1, None));
                 }
@@ -347,7 +392,8 @@ impl Engine {
         }
         (0..self.strategy.rules.len())
             .find(|&i| {
-                self.strategy.rules[i].action == RuleAction::Exit && self.signals.eval_rule(&self.strategy, i, self.now, ctx)
+                self.strategy.rules[i].action == RuleAction::Exit
+                    && self.signals.eval_rule(&self.strategy, i, self.now, ctx)
             })
             .map(|i| (usize::MAX, Some(i)))
     }
@@ -358,13 +404,16 @@ impl Engine {
     }
 
     fn touch(&self, side: Side) -> Option<Decimal> {
-        self.market.perp.map(|q| if side == Side::Buy { q.ask } else { q.bid })
+        self.market
+            .perp
+            .map(|q| if side == Side::Buy { q.ask } else { q.bid })
     }
 
     fn rule_values(&self, rule: Option<usize>, ctx: &Context) -> Vec<(String, f64)> {
         let mut values = Vec::new();
         if let Some(i) = rule {
-            self.signals.rule_values(&self.strategy, i, self.now, ctx, &mut values);
+            self.signals
+                .rule_values(&self.strategy, i, self.now, ctx, &mut values);
         }
         if let Some(s) = self.market_sample_values() {
             values.extend(s);
@@ -385,15 +434,24 @@ impl Engine {
     }
 
     fn place_entry(&mut self, rule: usize, side: Side, ctx: &Context, out: &mut Vec<Action>) {
-        let Some(touch) = self.touch(side) else { return };
+        let Some(touch) = self.touch(side) else {
+            return;
+        };
         let spec = &self.strategy.order;
         let (order_type, price) = match spec.order_type {
             OrderType::Market => (OrderType::Market, None),
             OrderType::Limit => {
                 // Limit entries rest `limit_offset_bps` inside the touch: buys below the ask, sells above the bid.
                 let off = spec.limit_offset_bps / Decimal::from(10_000);
-                let raw = if side == Side::Buy { touch * (Decimal::ONE - off) } else { touch * (Decimal::ONE + off) };
-                (OrderType::Limit, Some(self.cfg.filters.round_price(raw, side)))
+                let raw = if side == Side::Buy {
+                    touch * (Decimal::ONE - off)
+                } else {
+                    touch * (Decimal::ONE + off)
+                };
+                (
+                    OrderType::Limit,
+                    Some(self.cfg.filters.round_price(raw, side)),
+                )
             }
         };
         let exec_price = price.unwrap_or(touch);
@@ -463,12 +521,25 @@ impl Engine {
         }
     }
 
-    fn place_exit(&mut self, reason: usize, rule: Option<usize>, ctx: &Context, out: &mut Vec<Action>) {
-        let side = if self.position.qty.is_sign_positive() { Side::Sell } else { Side::Buy };
+    fn place_exit(
+        &mut self,
+        reason: usize,
+        rule: Option<usize>,
+        ctx: &Context,
+        out: &mut Vec<Action>,
+    ) {
+        let side = if self.position.qty.is_sign_positive() {
+            Side::Sell
+        } else {
+            Side::Buy
+        };
         let (name, values) = match rule {
             Some(i) => {
                 self.stats.rule_fires[i] += 1;
-                (self.strategy.rules[i].name.clone(), self.rule_values(Some(i), ctx))
+                (
+                    self.strategy.rules[i].name.clone(),
+                    self.rule_values(Some(i), ctx),
+                )
             }
             None => {
                 self.stats.exit_reasons[reason] += 1;
@@ -501,7 +572,8 @@ impl Engine {
             RiskDecision::Approved => self.submit(request, "exit", values, out),
             RiskDecision::Denied(reason) => {
                 self.stats.denials += 1;
-                if !matches!(self.last_denial, Some((usize::MAX, c, t)) if c == reason.code() && self.now - t < NS_PER_S) {
+                if !matches!(self.last_denial, Some((usize::MAX, c, t)) if c == reason.code() && self.now - t < NS_PER_S)
+                {
                     self.last_denial = Some((usize::MAX, reason.code(), self.now));
                     tracing::warn!(reason = %reason, "exit denied by risk");
                     out.push(Action::Journal(JournalEntry {
@@ -519,7 +591,13 @@ impl Engine {
         }
     }
 
-    fn submit(&mut self, mut request: OrderRequest, action: &str, values: Vec<(String, f64)>, out: &mut Vec<Action>) {
+    fn submit(
+        &mut self,
+        mut request: OrderRequest,
+        action: &str,
+        values: Vec<(String, f64)>,
+        out: &mut Vec<Action>,
+    ) {
         request.client_id = self.next_client_id();
         self.risk.on_order_sent(self.now);
         self.stats.orders += 1;
@@ -564,7 +642,11 @@ impl Engine {
             Some(p) if p.request.client_id == u.client_id => (p, true),
             other => {
                 self.pending = other;
-                match self.recent.iter().position(|r| r.request.client_id == u.client_id) {
+                match self
+                    .recent
+                    .iter()
+                    .position(|r| r.request.client_id == u.client_id)
+                {
                     Some(i) => match self.recent.remove(i) {
                         Some(r) => (r, false),
                         None => return,
@@ -639,7 +721,13 @@ impl Engine {
 
     /// The execution an update reports: its own trade when it carries one for exactly the new quantity, else one
     /// derived from the change in cumulative quantity and average price (fee estimated at the configured rate).
-    fn fill_from_update(&self, rec: &OrderRecord, u: &OrderUpdate, delta: Decimal, cum: Decimal) -> Fill {
+    fn fill_from_update(
+        &self,
+        rec: &OrderRecord,
+        u: &OrderUpdate,
+        delta: Decimal,
+        cum: Decimal,
+    ) -> Fill {
         if let Some(f) = u.fill.as_ref().filter(|f| f.qty == delta) {
             let mut f = f.clone();
             if f.rule.is_empty() {
@@ -649,9 +737,18 @@ impl Engine {
         }
         let price = match u.avg_price.filter(|p| !p.is_zero()) {
             Some(avg) => (avg * cum - rec.avg_price.unwrap_or_default() * rec.filled_qty) / delta,
-            None => u.fill.as_ref().map(|f| f.price).or_else(|| self.touch(rec.request.side)).unwrap_or_default(),
+            None => u
+                .fill
+                .as_ref()
+                .map(|f| f.price)
+                .or_else(|| self.touch(rec.request.side))
+                .unwrap_or_default(),
         };
-        let rate = if rec.request.order_type == OrderType::Limit { self.cfg.maker_fee_rate } else { self.cfg.taker_fee_rate };
+        let rate = if rec.request.order_type == OrderType::Limit {
+            self.cfg.maker_fee_rate
+        } else {
+            self.cfg.taker_fee_rate
+        };
         Fill {
             ts: u.ts,
             client_id: rec.request.client_id.clone(),
@@ -667,7 +764,8 @@ impl Engine {
 
     fn book_fill(&mut self, fill: Fill, out: &mut Vec<Action>) {
         self.stats.fills += 1;
-        self.position.apply_fill(fill.side, fill.qty, fill.price, fill.fee);
+        self.position
+            .apply_fill(fill.side, fill.qty, fill.price, fill.fee);
         tracing::info!(
             client_id = %fill.client_id,
             side = fill.side.as_str(),
@@ -678,11 +776,20 @@ impl Engine {
             realized_pnl = %self.position.realized_pnl.round_dp(4),
             "fill"
         );
-        out.push(Action::Filled { fill, position: self.position.clone() });
+        out.push(Action::Filled {
+            fill,
+            position: self.position.clone(),
+        });
     }
 
     /// Replaces the position with the exchange's view (restart reconciliation: the exchange wins).
-    pub fn reconcile_position(&mut self, qty: Decimal, entry_price: Decimal, now: TsNs, out: &mut Vec<Action>) {
+    pub fn reconcile_position(
+        &mut self,
+        qty: Decimal,
+        entry_price: Decimal,
+        now: TsNs,
+        out: &mut Vec<Action>,
+    ) {
         if self.position.qty == qty && (qty.is_zero() || self.position.entry_price == entry_price) {
             return;
         }
@@ -692,7 +799,11 @@ impl Engine {
         );
         tracing::warn!("{note}");
         self.position.qty = qty;
-        self.position.entry_price = if qty.is_zero() { Decimal::ZERO } else { entry_price };
+        self.position.entry_price = if qty.is_zero() {
+            Decimal::ZERO
+        } else {
+            entry_price
+        };
         if qty.is_zero() {
             self.position.opened_ts = None;
         } else if self.position.opened_ts.is_none() {

@@ -17,7 +17,10 @@ fn engine(src: &str) -> Engine {
     Engine::new(
         strategy,
         EngineConfig {
-            filters: SymbolFilters { min_notional: Decimal::ZERO, ..SymbolFilters::default() },
+            filters: SymbolFilters {
+                min_notional: Decimal::ZERO,
+                ..SymbolFilters::default()
+            },
             risk: RiskLimits {
                 min_notional: Decimal::ZERO,
                 max_feed_staleness_ns: 3600 * S,
@@ -36,7 +39,13 @@ fn quote(ts: i64, venue: Venue, mid: &str) -> Event {
     let half = d("0.05");
     Event::Market(MarketEvent {
         ts,
-        kind: MarketKind::Quote(Quote { venue, bid: m - half, ask: m + half, bid_qty: Decimal::ONE, ask_qty: Decimal::ONE }),
+        kind: MarketKind::Quote(Quote {
+            venue,
+            bid: m - half,
+            ask: m + half,
+            bid_qty: Decimal::ONE,
+            ask_qty: Decimal::ONE,
+        }),
     })
 }
 
@@ -97,7 +106,7 @@ fn warm_up_then_window_edge() {
     let mut e = engine(DROP_LONG);
     assert!(feed(&mut e, quote(0, Venue::Spot, "100")).is_empty());
     assert!(feed(&mut e, quote(0, Venue::Perp, "100")).is_empty()); // first sample at t=0
-    // 5 s in: dropped by 1 but the 10 s window is still warming up.
+                                                                    // 5 s in: dropped by 1 but the 10 s window is still warming up.
     assert!(placed(&feed(&mut e, quote(5 * S, Venue::Perp, "99"))).is_none());
     // Just before the window is warm.
     assert!(placed(&feed(&mut e, quote(10 * S - 1, Venue::Perp, "99"))).is_none());
@@ -109,9 +118,17 @@ fn warm_up_then_window_edge() {
     assert_eq!(rec.request.decided_ts, 10 * S);
     assert_eq!(rec.request.client_id, "t-1");
     // The journal entry comes first, with the values that fired the rule.
-    let Action::Journal(j) = &out[0] else { panic!("journal first: {out:?}") };
+    let Action::Journal(j) = &out[0] else {
+        panic!("journal first: {out:?}")
+    };
     assert_eq!(j.kind, JournalKind::Decision);
-    assert!(j.values.iter().any(|(k, v)| k.starts_with("change(perp_mid") && (*v + 1.0).abs() < 1e-9), "{:?}", j.values);
+    assert!(
+        j.values
+            .iter()
+            .any(|(k, v)| k.starts_with("change(perp_mid") && (*v + 1.0).abs() < 1e-9),
+        "{:?}",
+        j.values
+    );
 }
 
 #[test]
@@ -209,7 +226,10 @@ quantity = "0.010"
     let rec = placed(&out).unwrap();
     assert_eq!(rec.request.side, Side::Sell);
     assert_eq!(rec.request.rule, "short first");
-    assert_eq!(out.iter().filter(|a| matches!(a, Action::Place(_))).count(), 1);
+    assert_eq!(
+        out.iter().filter(|a| matches!(a, Action::Place(_))).count(),
+        1
+    );
 }
 
 #[test]
@@ -232,10 +252,21 @@ fn fill_reported_by_rest_and_stream_is_booked_once() {
         reason: None,
     });
     let out = feed(&mut e, rest);
-    assert_eq!(out.iter().filter(|a| matches!(a, Action::Filled { .. })).count(), 1);
+    assert_eq!(
+        out.iter()
+            .filter(|a| matches!(a, Action::Filled { .. }))
+            .count(),
+        1
+    );
     // The same execution again from the user-data stream.
     let out = feed(&mut e, fill_of(&rec, 2, "100.05"));
-    assert_eq!(out.iter().filter(|a| matches!(a, Action::Filled { .. })).count(), 0, "{out:?}");
+    assert_eq!(
+        out.iter()
+            .filter(|a| matches!(a, Action::Filled { .. }))
+            .count(),
+        0,
+        "{out:?}"
+    );
     assert_eq!(e.position().qty, d("0.010"));
     assert_eq!(e.stats().fills, 1);
 }
@@ -270,12 +301,16 @@ notional_usdt = 1000
 
 #[test]
 fn risk_denial_is_journalled_not_sent() {
-    let src = DROP_LONG.replace("change(perp_mid, 10s) <= -1", "perp_mid > 0").replace("0.010", "100");
+    let src = DROP_LONG
+        .replace("change(perp_mid, 10s) <= -1", "perp_mid > 0")
+        .replace("0.010", "100");
     let mut e = engine(&src);
     feed(&mut e, quote(0, Venue::Spot, "100"));
     let out = feed(&mut e, quote(0, Venue::Perp, "100"));
     assert!(placed(&out).is_none());
-    let Some(Action::Journal(j)) = out.first() else { panic!("{out:?}") };
+    let Some(Action::Journal(j)) = out.first() else {
+        panic!("{out:?}")
+    };
     assert_eq!(j.kind, JournalKind::RiskDenied);
     assert!(j.risk.starts_with("max_order_notional"), "{}", j.risk);
     // The same denial is not journalled again on every event within a second.
@@ -293,7 +328,15 @@ fn trades_advance_the_clock_for_max_hold() {
     feed(&mut e, fill_of(&rec, 0, "100"));
     let trade = Event::Market(MarketEvent {
         ts: 5 * S,
-        kind: MarketKind::Trade(crate::market::Trade { venue: Venue::Perp, price: d("100"), qty: d("1"), taker_side: Side::Buy }),
+        kind: MarketKind::Trade(crate::market::Trade {
+            venue: Venue::Perp,
+            price: d("100"),
+            qty: d("1"),
+            taker_side: Side::Buy,
+        }),
     });
-    assert_eq!(placed(&feed(&mut e, trade)).unwrap().request.rule, "max_hold");
+    assert_eq!(
+        placed(&feed(&mut e, trade)).unwrap().request.rule,
+        "max_hold"
+    );
 }

@@ -30,8 +30,11 @@ pub struct LatencySummary {
 impl Latency {
     pub fn new() -> Self {
         // 1 ns .. 60 s, 3 significant digits.
-        let hist = Histogram::new_with_bounds(1, 60_000_000_000, 3).unwrap_or_else(|_| Histogram::new(3).expect("histogram"));
-        Latency { hist: Arc::new(Mutex::new(hist)) }
+        let hist = Histogram::new_with_bounds(1, 60_000_000_000, 3)
+            .unwrap_or_else(|_| Histogram::new(3).expect("histogram"));
+        Latency {
+            hist: Arc::new(Mutex::new(hist)),
+        }
     }
 
     pub fn record(&self, d: Duration) {
@@ -44,7 +47,12 @@ impl Latency {
 
     pub fn summary(&self) -> LatencySummary {
         let Ok(h) = self.hist.lock() else {
-            return LatencySummary { count: 0, p50_us: 0.0, p99_us: 0.0, max_us: 0.0 };
+            return LatencySummary {
+                count: 0,
+                p50_us: 0.0,
+                p99_us: 0.0,
+                max_us: 0.0,
+            };
         };
         let us = |ns: u64| ns as f64 / 1000.0;
         LatencySummary {

@@ -116,7 +116,10 @@ pub struct LiveSummary {
 impl LiveSummary {
     pub fn render_text(&self) -> String {
         let mut s = String::from("run summary\n");
-        s.push_str(&format!("  elapsed        {:.1} s, {} market events\n", self.elapsed_s, self.events));
+        s.push_str(&format!(
+            "  elapsed        {:.1} s, {} market events\n",
+            self.elapsed_s, self.events
+        ));
         s.push_str(&format!(
             "  orders         {}   fills {}   rejects {}   risk denials {}\n",
             self.orders, self.fills, self.rejects, self.denials
@@ -135,7 +138,9 @@ impl LiveSummary {
         s.push_str(&format!(
             "  position       {}{}\n",
             self.position_qty,
-            self.exchange_position_qty.map(|q| format!(" (exchange: {q})")).unwrap_or_default()
+            self.exchange_position_qty
+                .map(|q| format!(" (exchange: {q})"))
+                .unwrap_or_default()
         ));
         for (rule, n) in &self.rule_counts {
             s.push_str(&format!("  {n:>6}  {rule}\n"));
@@ -148,7 +153,11 @@ impl LiveSummary {
         if let Some(kb) = self.peak_rss_kb {
             s.push_str(&format!("  peak RSS       {:.1} MB\n", kb as f64 / 1024.0));
         }
-        s.push_str(&format!("  state          {}   (premia report --state {})\n", self.state_dir.display(), self.state_dir.display()));
+        s.push_str(&format!(
+            "  state          {}   (premia report --state {})\n",
+            self.state_dir.display(),
+            self.state_dir.display()
+        ));
         s
     }
 }
@@ -175,9 +184,13 @@ struct Endpoints {
 async fn endpoints(cfg: &Config, symbol: &str) -> Result<Endpoints, LiveError> {
     match cfg.exchange.mode {
         ExchangeMode::Binance => {
-            let creds = Credentials::from_env(&cfg.exchange.api_key_env, &cfg.exchange.api_secret_env).map_err(|e| match e {
-                crate::binance::sign::SignError::MissingEnv(vars) => LiveError::MissingKeys(vars),
-            })?;
+            let creds =
+                Credentials::from_env(&cfg.exchange.api_key_env, &cfg.exchange.api_secret_env)
+                    .map_err(|e| match e {
+                        crate::binance::sign::SignError::MissingEnv(vars) => {
+                            LiveError::MissingKeys(vars)
+                        }
+                    })?;
             Ok(Endpoints {
                 rest_url: cfg.exchange.rest_url.clone(),
                 user_ws_url: cfg.exchange.ws_url.clone(),
@@ -195,7 +208,11 @@ async fn endpoints(cfg: &Config, symbol: &str) -> Result<Endpoints, LiveError> {
             Ok(Endpoints {
                 rest_url: ex.rest_url(),
                 user_ws_url: ex.user_ws_url(),
-                spot_ws_url: if cfg.feeds.spot_ws_url.is_empty() { ex.spot_ws_url() } else { cfg.feeds.spot_ws_url.clone() },
+                spot_ws_url: if cfg.feeds.spot_ws_url.is_empty() {
+                    ex.spot_ws_url()
+                } else {
+                    cfg.feeds.spot_ws_url.clone()
+                },
                 futures_ws_url: if cfg.feeds.futures_ws_url.is_empty() {
                     ex.futures_ws_url()
                 } else {
@@ -210,9 +227,17 @@ async fn endpoints(cfg: &Config, symbol: &str) -> Result<Endpoints, LiveError> {
 }
 
 /// Starts the embedded local exchange from the config's `[local]`, `[fees]` and `[filters]`.
-async fn start_local_exchange(cfg: &Config, symbol: &str) -> Result<crate::local_exchange::RunningExchange, LiveError> {
+async fn start_local_exchange(
+    cfg: &Config,
+    symbol: &str,
+) -> Result<crate::local_exchange::RunningExchange, LiveError> {
     use crate::local_exchange::{LocalExchange, LocalExchangeConfig};
-    let listen = cfg.local.listen.parse().map_err(|_| LiveError::Startup(format!("local.listen `{}` is not an address", cfg.local.listen)))?;
+    let listen = cfg.local.listen.parse().map_err(|_| {
+        LiveError::Startup(format!(
+            "local.listen `{}` is not an address",
+            cfg.local.listen
+        ))
+    })?;
     let lcfg = LocalExchangeConfig {
         listen,
         data: cfg.local.data.clone(),
@@ -305,13 +330,29 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
     let latency = Latency::new();
     let mut tasks = Vec::new();
     let silence = Duration::from_nanos(cfg.feeds.silence_timeout_ns.max(1) as u64);
-    for fc in [FeedConfig::spot(ep.spot_ws_url.clone(), &engine.strategy().spot_symbol), FeedConfig::perp(ep.futures_ws_url.clone(), &symbol)]
-    {
-        let fc = FeedConfig { silence_timeout: silence, ..fc };
-        tasks.push(spawn_feed(fc, clock.clone(), tx.clone(), None, cancel.clone()));
+    for fc in [
+        FeedConfig::spot(ep.spot_ws_url.clone(), &engine.strategy().spot_symbol),
+        FeedConfig::perp(ep.futures_ws_url.clone(), &symbol),
+    ] {
+        let fc = FeedConfig {
+            silence_timeout: silence,
+            ..fc
+        };
+        tasks.push(spawn_feed(
+            fc,
+            clock.clone(),
+            tx.clone(),
+            None,
+            cancel.clone(),
+        ));
     }
     let (user_tx, mut user_rx) = mpsc::channel::<UserEvent>(1024);
-    tasks.push(spawn_user_stream(rest.clone(), UserStreamConfig::new(ep.user_ws_url.clone()), user_tx, cancel.clone()));
+    tasks.push(spawn_user_stream(
+        rest.clone(),
+        UserStreamConfig::new(ep.user_ws_url.clone()),
+        user_tx,
+        cancel.clone(),
+    ));
     {
         // Forward user-data events into the one ordered channel.
         let tx = tx.clone();
@@ -328,7 +369,14 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
             }
         }));
     }
-    tasks.push(tokio::spawn(run_router(rest.clone(), router_rx, tx.clone(), latency.clone(), clock.clone(), cancel.clone())));
+    tasks.push(tokio::spawn(run_router(
+        rest.clone(),
+        router_rx,
+        tx.clone(),
+        latency.clone(),
+        clock.clone(),
+        cancel.clone(),
+    )));
     drop(tx);
 
     // The engine task (this one).
@@ -341,7 +389,9 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
     let replay_done = async move {
         match replay_watch {
             Some(mut w) => {
-                let _ = w.wait_for(|s| s.phase == crate::local_exchange::ReplayPhase::Finished).await;
+                let _ = w
+                    .wait_for(|s| s.phase == crate::local_exchange::ReplayPhase::Finished)
+                    .await;
             }
             None => std::future::pending::<()>().await,
         }
@@ -388,13 +438,14 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
                 engine.on_event(&Event::Market(ev), &mut actions);
             }
             Some(Inbound::Order(u)) => engine.on_event(&Event::Order(u), &mut actions),
-            Some(Inbound::User(UserEvent::Order(u))) => {
-                if u.symbol == engine.strategy().symbol {
-                    engine.on_event(&Event::Order(u), &mut actions);
-                }
+            Some(Inbound::User(UserEvent::Order(u))) if u.symbol == engine.strategy().symbol => {
+                engine.on_event(&Event::Order(u), &mut actions);
             }
             Some(Inbound::User(UserEvent::Account { positions, .. })) => {
-                for p in positions.iter().filter(|p| p.symbol == engine.strategy().symbol) {
+                for p in positions
+                    .iter()
+                    .filter(|p| p.symbol == engine.strategy().symbol)
+                {
                     if p.qty != engine.position().qty && engine.pending().is_none() {
                         tracing::warn!(exchange = %p.qty, local = %engine.position().qty, "ACCOUNT_UPDATE position differs from premia's");
                     }
@@ -403,28 +454,38 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
             Some(Inbound::User(other)) => tracing::debug!(event = ?other, "user-data event"),
             Some(Inbound::Feed(FeedStatus::Disconnected { venue, reason, .. })) => {
                 reconnects += 1;
-                tracing::warn!(venue = venue.as_str(), ?reason, "feed disconnected; reconnecting");
+                tracing::warn!(
+                    venue = venue.as_str(),
+                    ?reason,
+                    "feed disconnected; reconnecting"
+                );
             }
-            Some(Inbound::Feed(FeedStatus::Connected { venue, .. })) => tracing::info!(venue = venue.as_str(), "feed connected"),
+            Some(Inbound::Feed(FeedStatus::Connected { venue, .. })) => {
+                tracing::info!(venue = venue.as_str(), "feed connected")
+            }
             None => {}
         }
         for a in actions.drain(..) {
             persist(&store, &a)?;
             match a {
                 Action::Place(record) => {
-                    if router_tx.send(RouterCmd::Place { record, origin }).await.is_err() {
+                    let sent = router_tx.send(RouterCmd::Place { record, origin }).await;
+                    if sent.is_err() {
                         tracing::error!("order router stopped");
                     }
                 }
                 Action::Cancel { client_id, symbol } => {
-                    let _ = router_tx.send(RouterCmd::Cancel { client_id, symbol }).await;
+                    let _ = router_tx
+                        .send(RouterCmd::Cancel { client_id, symbol })
+                        .await;
                 }
                 _ => {}
             }
         }
         if let Some(t) = stopping {
             // Done when nothing is in flight (and flat, when flattening) or after a grace period.
-            let settled = engine.pending().is_none() && (!opts.flatten_on_exit || engine.position().is_flat());
+            let settled = engine.pending().is_none()
+                && (!opts.flatten_on_exit || engine.position().is_flat());
             if settled || tokio::time::Instant::now() >= t {
                 if !settled {
                     tracing::warn!("shutdown grace period over with an order in flight; it stays in the store and is reconciled at the next start");
@@ -440,16 +501,29 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
     }
     store.flush()?;
     let exchange_position_qty = rest.position_risk(Some(&symbol)).await.ok().map(|ps| {
-        ps.iter().filter(|p| p.symbol == symbol).map(|p| p.qty).sum::<Decimal>()
+        ps.iter()
+            .filter(|p| p.symbol == symbol)
+            .map(|p| p.qty)
+            .sum::<Decimal>()
     });
     if let Some(l) = ep.local {
         l.shutdown().await;
     }
     let fills = store.fills()?;
     let es = engine.stats();
-    let mut rule_counts: Vec<(String, u64)> =
-        engine.strategy().rules.iter().zip(&es.rule_fires).map(|(r, n)| (r.name.clone(), *n)).collect();
-    rule_counts.extend(engine.exit_reason_counts().filter(|(_, n)| *n > 0).map(|(k, n)| (format!("[exit] {k}"), n)));
+    let mut rule_counts: Vec<(String, u64)> = engine
+        .strategy()
+        .rules
+        .iter()
+        .zip(&es.rule_fires)
+        .map(|(r, n)| (r.name.clone(), *n))
+        .collect();
+    rule_counts.extend(
+        engine
+            .exit_reason_counts()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| (format!("[exit] {k}"), n)),
+    );
     Ok(LiveSummary {
         state_dir,
         events: es.events,
@@ -470,8 +544,17 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
 }
 
 /// Stops entries (and flattens when asked); returns the deadline for orders in flight to settle.
-fn begin_shutdown(engine: &mut Engine, opts: &LiveOptions, clock: &Clock, out: &mut Vec<Action>) -> tokio::time::Instant {
-    let c = if opts.flatten_on_exit { Control::Flatten } else { Control::StopEntries };
+fn begin_shutdown(
+    engine: &mut Engine,
+    opts: &LiveOptions,
+    clock: &Clock,
+    out: &mut Vec<Action>,
+) -> tokio::time::Instant {
+    let c = if opts.flatten_on_exit {
+        Control::Flatten
+    } else {
+        Control::StopEntries
+    };
     engine.on_event(&Event::Control(c, clock()), out);
     tokio::time::Instant::now() + Duration::from_secs(10)
 }
@@ -486,12 +569,18 @@ fn status_line(engine: &Engine, now: i64) {
             if pm.is_zero() {
                 String::from("-")
             } else {
-                format!("{:.2}", ((sm - pm) / pm * Decimal::from(10_000)).round_dp(2))
+                format!(
+                    "{:.2}",
+                    ((sm - pm) / pm * Decimal::from(10_000)).round_dp(2)
+                )
             }
         }
         _ => String::from("-"),
     };
-    let age = |ts: Option<i64>| ts.map(|t| format!("{}ms", (now - t).max(0) / NS_PER_MS)).unwrap_or_else(|| "-".into());
+    let age = |ts: Option<i64>| {
+        ts.map(|t| format!("{}ms", (now - t).max(0) / NS_PER_MS))
+            .unwrap_or_else(|| "-".into())
+    };
     let pos = engine.position();
     tracing::info!(
         premium_bps = %premium,
@@ -508,7 +597,9 @@ fn status_line(engine: &Engine, now: i64) {
 
 /// `dir/run-<UTC time>` (a new folder per local run).
 fn fresh_subdir(dir: &std::path::Path) -> PathBuf {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let mut p = dir.join(format!("run-{}", now.as_millis()));
     let mut i = 2;
     while p.exists() {

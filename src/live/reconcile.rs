@@ -10,7 +10,10 @@ use crate::store::Store;
 use super::LiveError;
 
 fn journal(now: TsNs, action: &str, client_id: Option<String>, note: String) -> Action {
-    tracing::warn!(client_id = client_id.as_deref().unwrap_or(""), "reconcile: {note}");
+    tracing::warn!(
+        client_id = client_id.as_deref().unwrap_or(""),
+        "reconcile: {note}"
+    );
     Action::Journal(JournalEntry {
         ts: now,
         kind: JournalKind::Reconcile,
@@ -54,22 +57,35 @@ pub async fn reconcile(
                     now,
                     "order",
                     Some(id.clone()),
-                    format!("order was {} in the store, {} on the exchange (filled {})", was.as_str(), u.state.as_str(), u.cum_qty),
+                    format!(
+                        "order was {} in the store, {} on the exchange (filled {})",
+                        was.as_str(),
+                        u.state.as_str(),
+                        u.cum_qty
+                    ),
                 ));
                 if !u.state.is_terminal() {
                     // A resting order from an earlier run: premia does not know whether its strategy still wants it.
                     match rest.cancel_order(&symbol, &id).await {
                         Ok(c) => rec.state = c.state,
-                        Err(e) => tracing::warn!(client_id = %id, error = %e, "could not cancel a leftover order"),
+                        Err(e) => {
+                            tracing::warn!(client_id = %id, error = %e, "could not cancel a leftover order")
+                        }
                     }
                 }
                 out.push(Action::OrderChanged(rec));
             }
             Err(BinanceError::UnknownOrder { .. }) => {
                 rec.state = OrderState::Expired;
-                rec.note = Some("never reached the exchange (not found by client id at restart)".into());
+                rec.note =
+                    Some("never reached the exchange (not found by client id at restart)".into());
                 rec.updated_ts = now;
-                out.push(journal(now, "order", Some(id), "intent in the store was never placed on the exchange; marked EXPIRED".into()));
+                out.push(journal(
+                    now,
+                    "order",
+                    Some(id),
+                    "intent in the store was never placed on the exchange; marked EXPIRED".into(),
+                ));
                 out.push(Action::OrderChanged(rec));
             }
             Err(e) => return Err(e.into()),
@@ -79,17 +95,20 @@ pub async fn reconcile(
     for o in rest.open_orders(Some(&symbol)).await? {
         let id = o.request.client_id.clone();
         if store.order(&id)?.is_none() {
-            out.push(journal(now, "order", Some(id.clone()), format!("open order {id} on the exchange is not in the store; left alone")));
+            out.push(journal(
+                now,
+                "order",
+                Some(id.clone()),
+                format!("open order {id} on the exchange is not in the store; left alone"),
+            ));
         }
     }
     // 4. The position: the exchange wins.
     let positions = rest.position_risk(Some(&symbol)).await?;
-    let (qty, entry) = positions
-        .iter()
-        .filter(|p| p.symbol == symbol)
-        .fold((crate::model::Decimal::ZERO, crate::model::Decimal::ZERO), |(q, e), p| {
-            (q + p.qty, if p.qty.is_zero() { e } else { p.entry_price })
-        });
+    let (qty, entry) = positions.iter().filter(|p| p.symbol == symbol).fold(
+        (crate::model::Decimal::ZERO, crate::model::Decimal::ZERO),
+        |(q, e), p| (q + p.qty, if p.qty.is_zero() { e } else { p.entry_price }),
+    );
     engine.reconcile_position(qty, entry, now, out);
     Ok(())
 }

@@ -17,8 +17,14 @@ use crate::model::{OrderRecord, OrderState, OrderUpdate, TsNs};
 #[derive(Debug)]
 pub enum RouterCmd {
     /// Send an order (its intent is already in the store). `origin` = when the frame that decided it arrived.
-    Place { record: OrderRecord, origin: Option<Instant> },
-    Cancel { client_id: String, symbol: String },
+    Place {
+        record: OrderRecord,
+        origin: Option<Instant>,
+    },
+    Cancel {
+        client_id: String,
+        symbol: String,
+    },
 }
 
 /// How often an UNKNOWN order is queried again until the exchange tells.
@@ -98,7 +104,11 @@ pub async fn run_router(
 }
 
 /// Places one order, resolving an unknown outcome; every outcome becomes an [`OrderUpdate`].
-async fn place(rest: &RestClient, record: &OrderRecord, clock: &crate::binance::feed::Clock) -> OrderUpdate {
+async fn place(
+    rest: &RestClient,
+    record: &OrderRecord,
+    clock: &crate::binance::feed::Clock,
+) -> OrderUpdate {
     let req = &record.request;
     let now: TsNs = clock();
     let update = |state: OrderState, reason: String| OrderUpdate {
@@ -124,9 +134,15 @@ async fn place(rest: &RestClient, record: &OrderRecord, clock: &crate::binance::
         }
         Err(e) => {
             match &e {
-                BinanceError::IpBanned { .. } => tracing::error!(client_id = %req.client_id, error = %e, "IP BANNED by the exchange (418): no orders are sent until the ban ends"),
-                BinanceError::RateLimited { .. } => tracing::error!(client_id = %req.client_id, error = %e, "rate limited (429): backing off"),
-                _ => tracing::error!(client_id = %req.client_id, side = req.side.as_str(), qty = %req.qty, error = %e, "order rejected"),
+                BinanceError::IpBanned { .. } => {
+                    tracing::error!(client_id = %req.client_id, error = %e, "IP BANNED by the exchange (418): no orders are sent until the ban ends")
+                }
+                BinanceError::RateLimited { .. } => {
+                    tracing::error!(client_id = %req.client_id, error = %e, "rate limited (429): backing off")
+                }
+                _ => {
+                    tracing::error!(client_id = %req.client_id, side = req.side.as_str(), qty = %req.qty, error = %e, "order rejected")
+                }
             }
             update(OrderState::Rejected, e.to_string())
         }

@@ -28,6 +28,9 @@ impl<R: Read> Read for Counting<R> {
 }
 
 /// An opened input: a decompressing (if needed) byte stream plus its size and progress counter.
+/// A line as `(start, end)` offsets into the reader's buffer.
+pub type Span = (usize, usize);
+
 pub struct Opened {
     pub reader: Box<dyn Read + Send>,
     pub gzip: bool,
@@ -113,7 +116,7 @@ impl LineReader {
     /// Like [`LineReader::next_line`], but returns the line as a span of the internal buffer (valid until the next
     /// call; read it with [`LineReader::span`]). Lets callers skip lines in a loop and still return a borrow.
     #[inline]
-    pub fn next_span(&mut self) -> Result<Option<(u64, (usize, usize))>, LineError> {
+    pub fn next_span(&mut self) -> Result<Option<(u64, Span)>, LineError> {
         loop {
             let window = self.buf.get(self.start..self.end).unwrap_or(&[]);
             if let Some(pos) = memchr::memchr(b'\n', window) {
@@ -230,7 +233,10 @@ mod tests {
         }
         let lines = lines_of(&data);
         assert_eq!(lines.len(), 100_000);
-        assert_eq!(lines[99_999], format!("line 99999 {}", "x".repeat(99_999 % 37)).into_bytes());
+        assert_eq!(
+            lines[99_999],
+            format!("line 99999 {}", "x".repeat(99_999 % 37)).into_bytes()
+        );
     }
 
     #[test]

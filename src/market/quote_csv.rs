@@ -135,7 +135,8 @@ mod tests {
 
     #[test]
     fn parses_a_line() {
-        let ev = parse_quote_line(b"1723161255088169167,perp,61800.20,61800.30,2.507,2.510").unwrap();
+        let ev =
+            parse_quote_line(b"1723161255088169167,perp,61800.20,61800.30,2.507,2.510").unwrap();
         assert_eq!(ev.ts, 1723161255088169167);
         let MarketKind::Quote(q) = ev.kind else {
             panic!("not a quote")
@@ -150,11 +151,29 @@ mod tests {
         let line = b"1,perp,61800.20,x,2.507,2.510";
         let e = parse_quote_line(line).unwrap_err();
         assert_eq!(e, QuoteLineError::Field(3));
-        assert_eq!(describe_error(line, e), "field `ask`: expected a decimal, got \"x\"");
-        assert_eq!(parse_quote_line(b"1,perp,1,2,3").unwrap_err(), QuoteLineError::FieldCount);
-        assert_eq!(parse_quote_line(b"1,perp,1,2,3,4,5").unwrap_err(), QuoteLineError::FieldCount);
-        assert_eq!(parse_quote_line(b"1,usdm,1,2,3,4").unwrap_err(), QuoteLineError::Field(1));
-        assert_eq!(parse_quote_line(b"-1,spot,1,2,3,4").unwrap_err(), QuoteLineError::Field(0));
-        assert_eq!(parse_quote_line(b"").unwrap_err(), QuoteLineError::FieldCount);
+        assert_eq!(
+            describe_error(line, e),
+            "field `ask`: expected a decimal, got \"x\""
+        );
+        assert_eq!(
+            parse_quote_line(b"1,perp,1,2,3").unwrap_err(),
+            QuoteLineError::FieldCount
+        );
+        assert_eq!(
+            parse_quote_line(b"1,perp,1,2,3,4,5").unwrap_err(),
+            QuoteLineError::FieldCount
+        );
+        assert_eq!(
+            parse_quote_line(b"1,usdm,1,2,3,4").unwrap_err(),
+            QuoteLineError::Field(1)
+        );
+        assert_eq!(
+            parse_quote_line(b"-1,spot,1,2,3,4").unwrap_err(),
+            QuoteLineError::Field(0)
+        );
+        assert_eq!(
+            parse_quote_line(b"").unwrap_err(),
+            QuoteLineError::FieldCount
+        );
     }
 }

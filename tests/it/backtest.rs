@@ -27,7 +27,10 @@ fn ok(out: &Output) -> String {
 }
 
 fn root(p: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(p)
+        .display()
+        .to_string()
 }
 
 const SPOT: &str = "data/btcusdt_20240808_spot.rec.gz";
@@ -107,7 +110,11 @@ fn backtest_of_the_bundled_real_recording_trades_at_the_touch_and_is_determinist
     }
     let fills = j["fills"].as_u64().unwrap();
     assert!(fills >= 2, "the demo strategy trades on window B: {j}");
-    assert_eq!(j["orders"].as_u64().unwrap(), fills, "market orders fill whole");
+    assert_eq!(
+        j["orders"].as_u64().unwrap(),
+        fills,
+        "market orders fill whole"
+    );
 
     let text = std::fs::read_to_string(&csv1).unwrap();
     let rows = rows(&text);
@@ -130,13 +137,20 @@ fn backtest_of_the_bundled_real_recording_trades_at_the_touch_and_is_determinist
         assert_eq!(r.price, expect, "fill at {} {}", r.ts, r.side);
         assert_eq!(r.fee, (r.qty * r.price * taker).normalize());
         assert!(r.price > Decimal::from(61_500) && r.price < Decimal::from(61_900));
-        let sign = if r.side == "BUY" { Decimal::NEGATIVE_ONE } else { Decimal::ONE };
+        let sign = if r.side == "BUY" {
+            Decimal::NEGATIVE_ONE
+        } else {
+            Decimal::ONE
+        };
         pnl += sign * r.qty * r.price - r.fee;
     }
     if rows.len() % 2 == 0 {
         let reported = j["realized_pnl"].as_f64().unwrap();
         let computed: f64 = pnl.to_string().parse().unwrap();
-        assert!((reported - computed).abs() < 1e-6, "{reported} vs {computed}");
+        assert!(
+            (reported - computed).abs() < 1e-6,
+            "{reported} vs {computed}"
+        );
     }
 
     // Same inputs → byte-identical fills CSV.
@@ -144,11 +158,21 @@ fn backtest_of_the_bundled_real_recording_trades_at_the_touch_and_is_determinist
     assert_eq!(std::fs::read(&csv1).unwrap(), std::fs::read(&csv2).unwrap());
 
     // `premia report` reads the backtest's state like a live run's.
-    let rep: serde_json::Value =
-        serde_json::from_str(ok(&premia(&["report", "--state", state.to_str().unwrap(), "--json"])).trim()).unwrap();
+    let rep: serde_json::Value = serde_json::from_str(
+        ok(&premia(&[
+            "report",
+            "--state",
+            state.to_str().unwrap(),
+            "--json",
+        ]))
+        .trim(),
+    )
+    .unwrap();
     assert_eq!(rep["fills"].as_array().unwrap().len() as u64, fills);
     assert_eq!(rep["orders"].as_array().unwrap().len() as u64, fills);
-    assert!((rep["realized_pnl"].as_f64().unwrap() - j["realized_pnl"].as_f64().unwrap()).abs() < 1e-9);
+    assert!(
+        (rep["realized_pnl"].as_f64().unwrap() - j["realized_pnl"].as_f64().unwrap()).abs() < 1e-9
+    );
     for o in rep["orders"].as_array().unwrap() {
         assert_eq!(o["state"], "FILLED");
         assert!(o["client_id"].as_str().unwrap().len() <= 36);
@@ -235,16 +259,22 @@ max_feed_staleness = "10s"
         text,
         format!(
             "ts_ns,symbol,side,qty,price,fee,rule\n\
-             {},BTCUSDT,BUY,1.5,99.00,0.07425,premium rises into a drop\n\
-             {},BTCUSDT,SELL,1.5,99.30,0.074475,max_hold\n",
+             {},BTCUSDT,BUY,1.500,99.00,0.07425,premium rises into a drop\n\
+             {},BTCUSDT,SELL,1.500,99.30,0.074475,max_hold\n",
             2 * s,
             3 * s
         )
     );
     // (99.30 - 99.00) * 1.5 - fees
-    assert!((j["realized_pnl"].as_f64().unwrap() - (0.45 - 0.07425 - 0.074475)).abs() < 1e-9, "{j}");
+    assert!(
+        (j["realized_pnl"].as_f64().unwrap() - (0.45 - 0.07425 - 0.074475)).abs() < 1e-9,
+        "{j}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("line 9"), "malformed line is named: {stderr}");
+    assert!(
+        stderr.contains("line 9"),
+        "malformed line is named: {stderr}"
+    );
 }
 
 #[test]
@@ -260,22 +290,44 @@ fn check_reports_every_problem_with_file_and_key() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("`exchange.mode`"), "{err}");
-    assert!(err.contains("`risk.max_dayly_loss_usdt`: unknown key (did you mean `max_daily_loss_usdt`?)"), "{err}");
+    assert!(
+        err.contains(
+            "`risk.max_dayly_loss_usdt`: unknown key (did you mean `max_daily_loss_usdt`?)"
+        ),
+        "{err}"
+    );
     assert!(err.contains("`risk.max_feed_staleness`"), "{err}");
     assert!(err.contains("bad.toml"), "{err}");
 
     let ok_out = premia(&["check"]);
-    assert_eq!(ok_out.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok_out.stderr));
+    assert_eq!(
+        ok_out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok_out.stderr)
+    );
     for cfg in ["config/testnet.toml", "config/demo.toml"] {
         let o = premia(&["check", "--config", cfg]);
-        assert_eq!(o.status.code(), Some(0), "{cfg}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{cfg}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 }
 
 #[test]
 fn every_command_has_help_and_version() {
     assert!(ok(&premia(&["--version"])).starts_with("premia "));
-    for cmd in ["backtest", "check", "report", "gen-ticks", "run", "exchange"] {
+    for cmd in [
+        "backtest",
+        "check",
+        "report",
+        "gen-ticks",
+        "run",
+        "exchange",
+    ] {
         let text = ok(&premia(&[cmd, "--help"]));
         assert!(text.contains("Usage: premia"), "{cmd}: {text}");
     }
@@ -285,7 +337,15 @@ fn every_command_has_help_and_version() {
 fn gen_ticks_writes_a_quote_csv_the_backtest_reads() {
     let tmp = tempfile::tempdir().unwrap();
     let f = tmp.path().join("t.csv");
-    ok(&premia(&["gen-ticks", "--out", f.to_str().unwrap(), "--ticks", "20000", "--seed", "3"]));
+    ok(&premia(&[
+        "gen-ticks",
+        "--out",
+        f.to_str().unwrap(),
+        "--ticks",
+        "20000",
+        "--seed",
+        "3",
+    ]));
     let text = std::fs::read_to_string(&f).unwrap();
     assert!(text.starts_with("ts_ns,market,bid,ask,bid_qty,ask_qty\n"));
     assert_eq!(text.lines().count(), 20_001);

@@ -27,7 +27,7 @@ use premia::binance::feed::{
 use premia::binance::rest::{PositionMode, RestClient, RestConfig};
 use premia::binance::rest_wire::{
     Account, BalanceEntry, ErrorBody, ExchangeInfo, LeverageResponse, ListenKey, OrderResponse,
-    OrderStatus, PositionRiskV2, PositionRiskV3, PositionSideDual, ServerTime,
+    OrderStatus, PositionRiskV2, PositionRiskV3, PositionSideDual, PremiumIndex, ServerTime,
 };
 use premia::binance::sign::{self, Credentials};
 use premia::binance::user_stream::{run_user_stream, UserStreamConfig};
@@ -281,6 +281,16 @@ fn doc_position_risk_v2_and_v3_parse() {
 fn small_rest_bodies_parse() {
     let t: ServerTime = decode("time", &fixture("futures_GET_fapi_v1_time_response.json")).unwrap();
     assert_eq!(t.server_time, 1499827319559);
+    let pi: PremiumIndex = decode(
+        "premiumIndex",
+        &fixture("futures_GET_fapi_v1_premiumIndex_response.json"),
+    )
+    .unwrap();
+    let m = pi.to_mark();
+    assert_eq!(
+        (m.mark, m.index, m.funding_rate),
+        (d("11793.63104562"), d("11781.80495970"), d("0.00038246"))
+    );
     let e: ErrorBody = decode("error", &fixture("futures_error_payload_example.json")).unwrap();
     assert_eq!((e.code, e.msg.as_str()), (-1121, "Invalid symbol."));
     let l: LeverageResponse = decode(

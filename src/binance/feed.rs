@@ -13,9 +13,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
-// TEMPORARY: until src/binance/market_wire.rs lands, a stand-in with its exact signature (see the bottom of
-// this file). Switch to `use super::market_wire::{parse_frame, Frame};` and delete the stand-in.
-use self::market_wire_standin::{parse_frame, Frame};
+use super::market_wire::{parse_frame, Frame};
 use crate::market::MarketEvent;
 use crate::model::{TsNs, Venue};
 
@@ -330,73 +328,5 @@ where
                 }
             }
         }
-    }
-}
-
-/// TEMPORARY stand-in for `super::market_wire` (written in parallel): same `Frame` and `parse_frame` signature,
-/// enough of the parsing (combined-stream bookTicker, markPriceUpdate, serverShutdown) for the feed's tests.
-mod market_wire_standin {
-    use crate::binance::wire::{decode_value, WireError};
-    use crate::market::{Mark, MarketKind, Quote};
-    use crate::model::{Decimal, Venue};
-
-    pub enum Frame {
-        Market(MarketKind),
-        ServerShutdown,
-        Ignored,
-    }
-
-    #[derive(serde::Deserialize)]
-    struct Book {
-        b: Decimal,
-        #[serde(rename = "B")]
-        bq: Decimal,
-        a: Decimal,
-        #[serde(rename = "A")]
-        aq: Decimal,
-    }
-
-    #[derive(serde::Deserialize)]
-    struct MarkPrice {
-        p: Decimal,
-        i: Decimal,
-        r: Decimal,
-    }
-
-    pub fn parse_frame(json: &str, venue: Venue) -> Result<Frame, WireError> {
-        let mut v: serde_json::Value = serde_json::from_str(json)
-            .map_err(|e| WireError::new("market frame", ".", e.to_string()))?;
-        let stream = v
-            .get("stream")
-            .and_then(|s| s.as_str())
-            .unwrap_or("")
-            .to_string();
-        let data = match v.get_mut("data") {
-            Some(d) => d.take(),
-            None => v,
-        };
-        let event = data.get("e").and_then(|e| e.as_str()).unwrap_or("");
-        if event == "serverShutdown" || stream.ends_with("serverShutdown") {
-            return Ok(Frame::ServerShutdown);
-        }
-        if stream.ends_with("@bookTicker") || event == "bookTicker" {
-            let b: Book = decode_value("bookTicker", data)?;
-            return Ok(Frame::Market(MarketKind::Quote(Quote {
-                venue,
-                bid: b.b,
-                ask: b.a,
-                bid_qty: b.bq,
-                ask_qty: b.aq,
-            })));
-        }
-        if event == "markPriceUpdate" {
-            let m: MarkPrice = decode_value("markPriceUpdate", data)?;
-            return Ok(Frame::Market(MarketKind::Mark(Mark {
-                mark: m.p,
-                index: m.i,
-                funding_rate: m.r,
-            })));
-        }
-        Ok(Frame::Ignored)
     }
 }

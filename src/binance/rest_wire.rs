@@ -659,6 +659,34 @@ impl Account {
     }
 }
 
+/// `GET /fapi/v1/premiumIndex` for one symbol: mark and index price, funding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PremiumIndex {
+    pub symbol: String,
+    pub mark_price: Decimal,
+    pub index_price: Decimal,
+    #[serde(default)]
+    pub estimated_settle_price: Decimal,
+    pub last_funding_rate: Decimal,
+    #[serde(default)]
+    pub interest_rate: Decimal,
+    #[serde(default)]
+    pub next_funding_time: i64,
+    pub time: i64,
+}
+
+impl PremiumIndex {
+    /// As the domain's mark-price event payload.
+    pub fn to_mark(&self) -> crate::market::Mark {
+        crate::market::Mark {
+            mark: self.mark_price,
+            index: self.index_price,
+            funding_rate: self.last_funding_rate,
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Account settings and listen keys
 

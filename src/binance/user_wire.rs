@@ -8,6 +8,8 @@ use super::wire::{decode_value, ms_num_or_str, ms_to_ns, non_zero, ns_to_ms, Wir
 use crate::model::{Balance, Decimal, ExchangePosition, Fill, OrderRequest, OrderUpdate, Side};
 
 /// A user-data stream frame, as the engine sees it.
+// `Order` is by far the most frequent variant; boxing it would allocate once more per event for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)] // one per user-data frame (rare); boxing would only add an allocation
 pub enum UserEvent {
@@ -439,6 +441,7 @@ pub struct MultiAssetsConfig {
 }
 
 /// A decoded user-data frame, every field kept (for logging and for tests; the engine uses [`UserEvent`]).
+#[allow(clippy::large_enum_variant)] // short-lived, one per frame; see `UserEvent`
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)] // a parse-time value, converted at once
 pub enum UserFrame {

@@ -11,7 +11,6 @@ use crate::model::{Balance, Decimal, ExchangePosition, Fill, OrderRequest, Order
 // `Order` is by far the most frequent variant; boxing it would allocate once more per event for nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
-#[allow(clippy::large_enum_variant)] // one per user-data frame (rare); boxing would only add an allocation
 pub enum UserEvent {
     /// Order progress; carries a [`Fill`] when the frame reports a trade.
     Order(OrderUpdate),
@@ -443,7 +442,6 @@ pub struct MultiAssetsConfig {
 /// A decoded user-data frame, every field kept (for logging and for tests; the engine uses [`UserEvent`]).
 #[allow(clippy::large_enum_variant)] // short-lived, one per frame; see `UserEvent`
 #[derive(Debug, Clone, PartialEq)]
-#[allow(clippy::large_enum_variant)] // a parse-time value, converted at once
 pub enum UserFrame {
     OrderTradeUpdate(OrderTradeUpdate),
     AccountUpdate(AccountUpdate),

@@ -149,6 +149,7 @@ fn init_logging(filter: &str, json_file: Option<&Path>) -> Result<()> {
     };
     let stderr = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .with_filter(make_filter()?);
     let json = match json_file {

@@ -272,7 +272,7 @@ max_feed_staleness = "10s"
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("line 9"),
+        stderr.contains("q.csv:9:"),
         "malformed line is named: {stderr}"
     );
 }

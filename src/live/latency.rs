@@ -18,6 +18,15 @@ impl Default for Latency {
     }
 }
 
+/// The two latency figures of a live run.
+#[derive(Clone, Default)]
+pub struct Latencies {
+    /// Frame received → order request written, including the intent's write (and fsync) to the store.
+    pub total: Latency,
+    /// The same without the intent's store write: the bot's own processing (parse, engine, channels, signing).
+    pub processing: Latency,
+}
+
 /// p50 / p99 / max of what was recorded.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LatencySummary {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::latency::Latency;
+use super::latency::Latencies;
 use super::Inbound;
 use crate::binance::error::BinanceError;
 use crate::binance::rest::RestClient;
@@ -16,10 +16,12 @@ use crate::model::{OrderRecord, OrderState, OrderUpdate, TsNs};
 /// What the engine task asks the router to do.
 #[derive(Debug)]
 pub enum RouterCmd {
-    /// Send an order (its intent is already in the store). `origin` = when the frame that decided it arrived.
+    /// Send an order (its intent is already in the store). `origin` = when the frame that decided it arrived;
+    /// `intent_write` = how long writing (and fsyncing) the intent took, reported apart in the latency summary.
     Place {
         record: OrderRecord,
         origin: Option<Instant>,
+        intent_write: Duration,
     },
     Cancel {
         client_id: String,
@@ -34,7 +36,7 @@ pub async fn run_router(
     rest: RestClient,
     mut rx: mpsc::Receiver<RouterCmd>,
     tx: mpsc::Sender<Inbound>,
-    latency: Latency,
+    latency: Latencies,
     clock: crate::binance::feed::Clock,
     cancel: CancellationToken,
 ) {
@@ -47,9 +49,12 @@ pub async fn run_router(
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { break };
                 match cmd {
-                    RouterCmd::Place { record, origin } => {
+                    RouterCmd::Place { record, origin, intent_write } => {
                         if let Some(t0) = origin {
-                            latency.record(t0.elapsed());
+                            // The request is written next: everything since the frame arrived is in-bot latency.
+                            let total = t0.elapsed();
+                            latency.total.record(total);
+                            latency.processing.record(total.saturating_sub(intent_write));
                         }
                         let update = place(&rest, &record, &clock).await;
                         if update.state == OrderState::Unknown {

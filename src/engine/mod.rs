@@ -205,12 +205,14 @@ impl Engine {
         match event {
             Event::Market(m) => self.on_market(m, out),
             Event::Order(u) => self.on_order_update(u, out),
-            Event::Clock(ts) => {
+            // Clock ticks only move time between market events: before the first one there is no market time.
+            Event::Clock(ts) if self.stats.events > 0 => {
                 if self.advance_clock(*ts) {
                     self.signals.advance(*ts);
                     self.decide(out);
                 }
             }
+            Event::Clock(_) => {}
             Event::Control(c, ts) => {
                 self.advance_clock(*ts);
                 match c {

@@ -202,6 +202,14 @@ impl Recording {
         Ok(Recording { sources })
     }
 
+    /// Receive time of the first frame (the earliest among the inputs), if any.
+    pub fn first_ts(&self) -> Option<TsNs> {
+        self.sources
+            .iter()
+            .filter_map(|s| s.next.as_ref().map(|f| f.ts))
+            .min()
+    }
+
     /// The next frame in receive-time order, or `None` at the end of every input.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, LocalExchangeError> {
         let mut best: Option<(usize, TsNs)> = None;

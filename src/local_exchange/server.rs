@@ -351,7 +351,9 @@ impl LocalExchange {
             user_tx,
             subscribers: watch::Sender::new(0),
             drop_market: watch::Sender::new(0),
-            virtual_ns: AtomicI64::new(0),
+            // Before the first frame, the clock stands just before the recording starts (never at the wall
+            // clock, which a bot would then see jump back years).
+            virtual_ns: AtomicI64::new(recording.first_ts().map(|t| t - 1).unwrap_or(0)),
             frames_sent: AtomicU64::new(0),
             status: watch::Sender::new(ReplayStatus {
                 phase: ReplayPhase::Waiting,

@@ -1,1 +1,510 @@
-//! Integration tests: live.
+//! Integration tests: the real live tasks (feeds, user-data stream, order router, engine) against premia's local
+//! Binance-speaking exchange on 127.0.0.1 — real HTTP and websockets, replaying real recorded frames.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use premia::binance::rest::{RestClient, RestConfig};
+use premia::binance::Credentials;
+use premia::config::Config;
+use premia::live::{LiveError, LiveOptions, LiveSummary};
+use premia::local_exchange::{
+    Fault, LocalExchange, LocalExchangeConfig, ReplayPhase, RunningExchange,
+};
+use premia::model::{Decimal, JournalKind, OrderRecord, OrderRequest, OrderState, OrderType, Side};
+use premia::store::Store;
+use tokio_util::sync::CancellationToken;
+
+fn fixture(name: &str) -> String {
+    format!(
+        "{}/tests/fixtures/market_data/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+/// A local exchange replaying the first 2,000 real frames of each market (2024-08-08, ~9 s with both markets).
+async fn exchange(speed: f64) -> RunningExchange {
+    LocalExchange::start(LocalExchangeConfig {
+        data: vec![
+            format!("spot:{}", fixture("spot_btcusdt_20240808_head2000.gz")),
+            format!("perp:{}", fixture("usdm_btcusdt_20240808_head2000.gz")),
+        ],
+        speed,
+        min_subscribers: 2,
+        ..LocalExchangeConfig::default()
+    })
+    .await
+    .expect("local exchange starts")
+}
+
+const ALWAYS_LONG: &str = r#"
+name = "always-long"
+symbol = "BTCUSDT"
+[[rule]]
+name = "in"
+when = "perp_mid > 0"
+action = "enter_long"
+[exit]
+max_hold = "2s"
+[order]
+quantity = "0.002"
+"#;
+
+static ENV_SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// A config that points every edge of `premia run` (mode binance) at the given exchange. The keys go through
+/// environment variables, as in real use; each test gets its own variable names.
+fn config(
+    ex: &RunningExchange,
+    dir: &Path,
+    strategy: &str,
+    secret: Option<&str>,
+    timeout_ms: u64,
+) -> Config {
+    let n = ENV_SEQ.fetch_add(1, Ordering::SeqCst);
+    let (key_env, secret_env) = (
+        format!("PREMIA_IT_KEY_{n}"),
+        format!("PREMIA_IT_SECRET_{n}"),
+    );
+    std::env::set_var(&key_env, &ex.keys().api_key);
+    std::env::set_var(&secret_env, secret.unwrap_or(&ex.keys().secret));
+    let strategy_path = dir.join("strategy.toml");
+    std::fs::write(&strategy_path, strategy).unwrap();
+    let text = format!(
+        r#"
+strategy = "{strategy}"
+[exchange]
+mode = "binance"
+rest_url = "{rest}"
+ws_url = "{user}"
+api_key_env = "{key_env}"
+api_secret_env = "{secret_env}"
+timeout_ms = {timeout_ms}
+leverage = 5
+[feeds]
+spot_ws_url = "{spot}"
+futures_ws_url = "{fut}"
+[storage]
+state_dir = "{state}"
+[risk]
+max_feed_staleness = "3s"
+"#,
+        strategy = strategy_path.display(),
+        rest = ex.rest_url(),
+        user = ex.user_ws_url(),
+        spot = ex.spot_ws_url(),
+        fut = ex.futures_ws_url(),
+        state = dir.join("state").display(),
+    );
+    Config::parse(&text, "test.toml").expect("valid test config")
+}
+
+/// Runs the trader on `ex` until its recording has been replayed (or `max` passes).
+async fn run_until_replayed(
+    ex: &RunningExchange,
+    config: Config,
+    max: Duration,
+) -> Result<LiveSummary, LiveError> {
+    let shutdown = CancellationToken::new();
+    let mut watch = ex.replay_watch();
+    let stop = shutdown.clone();
+    let waiter = tokio::spawn(async move {
+        let _ = watch.wait_for(|s| s.phase == ReplayPhase::Finished).await;
+        stop.cancel();
+    });
+    let opts = LiveOptions {
+        config,
+        flatten_on_exit: false,
+        max_duration: Some(max),
+        shutdown,
+        clock: Some(ex.clock()),
+    };
+    let r = premia::live::run(opts).await;
+    waiter.abort();
+    r
+}
+
+fn d(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+fn state_of(dir: &Path) -> Store {
+    Store::open(&dir.join("state")).expect("state dir opens after the run")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_cycle_feeds_entry_fill_exit_and_sled_matches_the_exchange() {
+    let ex = exchange(4.0).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(&ex, tmp.path(), ALWAYS_LONG, None, 5_000);
+    let s = run_until_replayed(&ex, cfg, Duration::from_secs(60))
+        .await
+        .expect("run");
+    assert!(
+        s.events > 1_000,
+        "market events reached the engine: {}",
+        s.events
+    );
+    assert!(s.fills >= 2, "entered and exited at least once: {s:?}");
+    assert!(s.stats.count() >= 1, "a closed trade: {s:?}");
+    assert_eq!(s.rejects, 0);
+
+    let snap = ex.snapshot();
+    let exchange_qty = snap.position.qty;
+    assert_eq!(Some(exchange_qty), s.exchange_position_qty);
+    assert_eq!(
+        s.position_qty, exchange_qty,
+        "engine position == exchange position"
+    );
+    let store = state_of(tmp.path());
+    let stored = store
+        .positions()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.symbol == "BTCUSDT")
+        .unwrap();
+    assert_eq!(
+        stored.qty, exchange_qty,
+        "sled position == exchange position"
+    );
+    // Every order was filled, through the user-data stream and/or the REST result, and booked once.
+    let orders = store.orders().unwrap();
+    assert_eq!(orders.len() as u64, s.orders);
+    let fills = store.fills().unwrap();
+    for o in &orders {
+        assert_eq!(o.state, OrderState::Filled, "{o:?}");
+        let n = fills
+            .iter()
+            .filter(|f| f.client_id == o.request.client_id)
+            .count();
+        assert_eq!(n, 1, "one fill per market order: {}", o.request.client_id);
+        assert_eq!(o.filled_qty, d("0.002"));
+    }
+    // Realised PnL agrees with the exchange's (both net of fees) once flat.
+    if exchange_qty.is_zero() {
+        assert_eq!(stored.realized_pnl, snap.realized_pnl);
+    }
+    // Decisions are journalled with the values that fired them.
+    let journal = store.journal().unwrap();
+    let decision = journal
+        .iter()
+        .find(|j| j.kind == JournalKind::Decision && j.rule == "in")
+        .unwrap();
+    assert!(
+        decision
+            .values
+            .iter()
+            .any(|(k, v)| k == "perp_mid" && *v > 60_000.0),
+        "{decision:?}"
+    );
+    assert_eq!(decision.risk, "approved");
+    ex.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_whose_response_is_lost_is_resolved_by_client_id_without_a_duplicate() {
+    let ex = exchange(4.0).await;
+    ex.inject(Fault::DropNextOrderResponse);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(&ex, tmp.path(), ALWAYS_LONG, None, 400);
+    let s = run_until_replayed(&ex, cfg, Duration::from_secs(60))
+        .await
+        .expect("run");
+    let store = state_of(tmp.path());
+    let orders = store.orders().unwrap();
+    let first = &orders[0];
+    assert_eq!(
+        first.state,
+        OrderState::Filled,
+        "the lost order was found by its client id: {first:?}"
+    );
+    let fills = store.fills().unwrap();
+    assert_eq!(
+        fills
+            .iter()
+            .filter(|f| f.client_id == first.request.client_id)
+            .count(),
+        1
+    );
+    // No duplicate: the exchange's position is exactly what premia booked.
+    assert_eq!(s.exchange_position_qty, Some(s.position_qty));
+    assert_eq!(ex.snapshot().position.qty, s.position_qty);
+    ex.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feeds_reconnect_after_the_exchange_drops_the_websockets() {
+    let ex = exchange(3.0).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(&ex, tmp.path(), ALWAYS_LONG, None, 5_000);
+    let dropped = {
+        let status = ex.replay_watch();
+        let shared_ex = &ex;
+        async move {
+            // Wait (bounded) until part of the recording went out, then cut every market stream once.
+            let mut tick = tokio::time::interval(Duration::from_millis(5));
+            for _ in 0..4_000 {
+                tick.tick().await;
+                if shared_ex.replay_status().frames_sent > 800 {
+                    shared_ex.inject(Fault::DropMarketStreams);
+                    return shared_ex.replay_status().frames_sent;
+                }
+            }
+            drop(status);
+            0
+        }
+    };
+    let (s, at) = tokio::join!(
+        run_until_replayed(&ex, cfg, Duration::from_secs(60)),
+        dropped
+    );
+    let s = s.expect("run");
+    assert!(at > 0, "the streams were dropped mid-replay");
+    assert!(s.feed_reconnects >= 1, "{s:?}");
+    let frames = ex.replay_status().frames_sent;
+    assert!(frames > at + 500, "the replay went on after the drop");
+    // Trading went on after the reconnect: decisions late in the recording.
+    let journal = state_of(tmp.path()).journal().unwrap();
+    let last = journal
+        .iter()
+        .filter(|j| j.kind == JournalKind::Decision)
+        .map(|j| j.ts)
+        .max()
+        .unwrap();
+    let first = journal
+        .iter()
+        .filter(|j| j.kind == JournalKind::Decision)
+        .map(|j| j.ts)
+        .min()
+        .unwrap();
+    assert!(
+        last - first > 4_000_000_000,
+        "decisions span the drop: {first}..{last}, {s:?}"
+    );
+    ex.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_resolves_unconfirmed_intents_and_adopts_the_exchange_position() {
+    let ex = exchange(4.0).await;
+    ex.start_replay();
+    let mut watch = ex.replay_watch();
+    let _ = watch.wait_for(|s| s.phase != ReplayPhase::Waiting).await;
+    // Wait (bounded) until the perp book exists (its recording starts at 23:54:15.03 UTC) to trade against.
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    for _ in 0..4_000 {
+        if ex
+            .replay_status()
+            .virtual_ts
+            .is_some_and(|t| t > 1_723_161_255_200_000_000)
+        {
+            break;
+        }
+        tick.tick().await;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let intent = |id: &str| {
+        OrderRecord::new(OrderRequest {
+            client_id: id.to_string(),
+            symbol: "BTCUSDT".into(),
+            side: Side::Buy,
+            order_type: OrderType::Market,
+            qty: d("0.002"),
+            price: None,
+            reduce_only: false,
+            rule: "in".into(),
+            decided_ts: 1,
+        })
+    };
+    {
+        // A previous run wrote two intents and died: one never left, one reached the exchange.
+        let store = Store::open(&tmp.path().join("state")).unwrap();
+        store.put_order(&intent("pmold-1")).unwrap();
+        store.put_order(&intent("pmold-2")).unwrap();
+        store.flush().unwrap();
+    }
+    let rest = RestClient::new(
+        RestConfig::new(ex.rest_url()),
+        Credentials::new(ex.keys().api_key.clone(), ex.keys().secret.clone()),
+    )
+    .unwrap();
+    rest.place_order(&intent("pmold-2").request)
+        .await
+        .expect("the order the old run sent");
+
+    let never = r#"
+name = "never"
+symbol = "BTCUSDT"
+[[rule]]
+name = "never"
+when = "perp_mid < 0"
+action = "enter_long"
+[order]
+quantity = "0.002"
+"#;
+    let cfg = config(&ex, tmp.path(), never, None, 5_000);
+    let opts = LiveOptions {
+        config: cfg,
+        flatten_on_exit: false,
+        max_duration: Some(Duration::from_millis(500)),
+        shutdown: CancellationToken::new(),
+        clock: Some(ex.clock()),
+    };
+    let s = premia::live::run(opts).await.expect("run");
+    assert_eq!(s.orders, 0);
+    assert_eq!(
+        s.position_qty,
+        d("0.002"),
+        "the exchange's position was adopted"
+    );
+    let store = state_of(tmp.path());
+    let o1 = store.order("pmold-1").unwrap().unwrap();
+    assert_eq!(o1.state, OrderState::Expired, "{o1:?}");
+    let o2 = store.order("pmold-2").unwrap().unwrap();
+    assert_eq!(o2.state, OrderState::Filled, "{o2:?}");
+    assert_eq!(o2.filled_qty, d("0.002"));
+    let pos = store
+        .positions()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.symbol == "BTCUSDT")
+        .unwrap();
+    assert_eq!(pos.qty, d("0.002"), "sled agrees with the exchange");
+    let reconciles = store
+        .journal()
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.kind == JournalKind::Reconcile)
+        .count();
+    assert!(
+        reconciles >= 3,
+        "every correction is journalled ({reconciles})"
+    );
+    ex.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_or_missing_keys_give_one_clear_error() {
+    let ex = exchange(4.0).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let wrong = "definitely-not-the-secret-0123456789";
+    let cfg = config(&ex, tmp.path(), ALWAYS_LONG, Some(wrong), 5_000);
+    let opts = LiveOptions {
+        config: cfg.clone(),
+        flatten_on_exit: false,
+        max_duration: Some(Duration::from_secs(5)),
+        shutdown: CancellationToken::new(),
+        clock: Some(ex.clock()),
+    };
+    let err = premia::live::run(opts).await.expect_err("bad signature");
+    let text = err.to_string();
+    assert!(text.contains("-1022"), "{text}");
+    assert!(
+        !text.contains(wrong) && !text.contains(&ex.keys().api_key),
+        "no secrets in errors: {text}"
+    );
+
+    let mut cfg = cfg;
+    cfg.exchange.api_key_env = "PREMIA_IT_SURELY_UNSET_KEY".into();
+    cfg.exchange.api_secret_env = "PREMIA_IT_SURELY_UNSET_SECRET".into();
+    let opts = LiveOptions {
+        config: cfg,
+        flatten_on_exit: false,
+        max_duration: Some(Duration::from_secs(5)),
+        shutdown: CancellationToken::new(),
+        clock: None,
+    };
+    match premia::live::run(opts).await {
+        Err(e @ LiveError::MissingKeys(_)) => {
+            let t = e.to_string();
+            assert!(
+                t.contains("PREMIA_IT_SURELY_UNSET_KEY")
+                    && t.contains("PREMIA_IT_SURELY_UNSET_SECRET"),
+                "{t}"
+            );
+        }
+        other => panic!(
+            "expected MissingKeys, got {other:?}",
+            other = other.map(|_| ())
+        ),
+    }
+    ex.shutdown().await;
+}
+
+/// The live path on a recording and the backtest of the same recording decide the same entries: same rules, same
+/// sides, timestamps within the replay's resolution.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_and_backtest_make_the_same_entries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let strategy = r#"
+name = "premium-swings"
+symbol = "BTCUSDT"
+[[rule]]
+name = "premium up"
+when = "change(premium_bps, 2s) >= 0.5"
+action = "enter_long"
+[[rule]]
+name = "premium down"
+when = "change(premium_bps, 2s) <= -0.5"
+action = "enter_short"
+[exit]
+max_hold = "1500ms"
+[order]
+quantity = "0.002"
+"#;
+    // Backtest.
+    let ex = exchange(2.0).await;
+    let cfg = config(&ex, tmp.path(), strategy, None, 5_000);
+    let bt = premia::backtest::run(premia::backtest::BacktestOptions {
+        data: vec![
+            fixture("spot_btcusdt_20240808_head2000.gz"),
+            fixture("usdm_btcusdt_20240808_head2000.gz"),
+        ],
+        strategy: premia::strategy::load_file(&cfg.strategy).unwrap(),
+        config: cfg.clone(),
+        state_dir: tmp.path().join("bt"),
+        fills_csv: None,
+        progress: false,
+    })
+    .unwrap();
+    let entries = |dir: PathBuf| -> Vec<(i64, String, String)> {
+        Store::open(&dir)
+            .unwrap()
+            .journal()
+            .unwrap()
+            .into_iter()
+            .filter(|j| j.kind == JournalKind::Decision && j.action != "exit")
+            .map(|j| (j.ts, j.rule, j.action))
+            .collect()
+    };
+    let bt_entries = entries(tmp.path().join("bt"));
+    assert!(
+        bt.orders >= 2 && bt_entries.len() >= 2,
+        "the strategy trades on this slice: {bt_entries:?}"
+    );
+
+    // Live on the same recording.
+    run_until_replayed(&ex, cfg, Duration::from_secs(60))
+        .await
+        .expect("live run");
+    ex.shutdown().await;
+    let live_entries = entries(tmp.path().join("state"));
+    // Compare the first entries: after them, fill latency (instant in the backtest) may shift later decisions.
+    let n = bt_entries.len().min(live_entries.len()).min(3);
+    assert!(n >= 2, "live made entries too: {live_entries:?}");
+    for i in 0..n {
+        let (bt_ts, bt_rule, bt_action) = &bt_entries[i];
+        let (lv_ts, lv_rule, lv_action) = &live_entries[i];
+        assert_eq!(
+            (bt_rule, bt_action),
+            (lv_rule, lv_action),
+            "entry {i}: {bt_entries:?} vs {live_entries:?}"
+        );
+        assert!(
+            (bt_ts - lv_ts).abs() <= 50_000_000,
+            "entry {i} within 50 ms: {bt_ts} vs {lv_ts}"
+        );
+    }
+}

@@ -163,7 +163,13 @@ fn classify<'t, 'a>(top: &'t Top<'a>) -> Result<Option<(Kind, &'t Payload<'a>)>,
     let stream = match top.stream {
         None => None,
         Some(Val::Str(s)) => Some(s),
-        Some(v) => return Err(bad("combined stream frame", "stream", format!("expected a string, got {v}"))),
+        Some(v) => {
+            return Err(bad(
+                "combined stream frame",
+                "stream",
+                format!("expected a string, got {v}"),
+            ))
+        }
     };
     let p = match (&top.data, stream) {
         (Data::Object(p), _) => p,
@@ -221,14 +227,27 @@ fn missing(msg: &'static str, field: &'static str) -> WireError {
 }
 
 fn bad(msg: &'static str, field: &'static str, problem: String) -> WireError {
-    WireError::BadField { msg, field, problem }
+    WireError::BadField {
+        msg,
+        field,
+        problem,
+    }
 }
 
 fn dec(msg: &'static str, field: &'static str, v: Option<Val<'_>>) -> Result<Decimal, WireError> {
     match v {
-        Some(Val::Str(s)) => parse_decimal(s.as_bytes())
-            .ok_or_else(|| bad(msg, field, format!("not a decimal: {:?}", excerpt(s.as_bytes())))),
-        Some(other) => Err(bad(msg, field, format!("expected a decimal string, got {other}"))),
+        Some(Val::Str(s)) => parse_decimal(s.as_bytes()).ok_or_else(|| {
+            bad(
+                msg,
+                field,
+                format!("not a decimal: {:?}", excerpt(s.as_bytes())),
+            )
+        }),
+        Some(other) => Err(bad(
+            msg,
+            field,
+            format!("expected a decimal string, got {other}"),
+        )),
         None => Err(missing(msg, field)),
     }
 }
@@ -236,7 +255,11 @@ fn dec(msg: &'static str, field: &'static str, v: Option<Val<'_>>) -> Result<Dec
 fn boolean(msg: &'static str, field: &'static str, v: Option<Val<'_>>) -> Result<bool, WireError> {
     match v {
         Some(Val::Bool(b)) => Ok(b),
-        Some(other) => Err(bad(msg, field, format!("expected true or false, got {other}"))),
+        Some(other) => Err(bad(
+            msg,
+            field,
+            format!("expected true or false, got {other}"),
+        )),
         None => Err(missing(msg, field)),
     }
 }
@@ -415,6 +438,8 @@ struct OrderPart<'a> {
     filled: Option<Val<'a>>,
 }
 
+// Boxing the payload would allocate per frame; the value lives on the stack for one parse.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Default, Clone, Copy)]
 enum Data<'a> {
     #[default]
@@ -688,15 +713,21 @@ mod tests {
             panic!("not a quote: {f:?}")
         };
         assert_eq!(q.ask, d("25.3652"));
-        let e = parse_frame(r#"{"u":1,"s":"BTCUSDT","B":"1","a":"2","A":"3"}"#, Venue::Spot)
-            .unwrap_err();
+        let e = parse_frame(
+            r#"{"u":1,"s":"BTCUSDT","B":"1","a":"2","A":"3"}"#,
+            Venue::Spot,
+        )
+        .unwrap_err();
         assert_eq!(e.to_string(), "bookTicker: missing field `b`");
         let e = parse_frame(
             r#"{"stream":"btcusdt@bookTicker","data":{"u":1,"b":"x","B":"1","a":"2","A":"3"}}"#,
             Venue::Spot,
         )
         .unwrap_err();
-        assert!(e.to_string().starts_with("bookTicker: bad field `b`"), "{e}");
+        assert!(
+            e.to_string().starts_with("bookTicker: bad field `b`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -707,7 +738,11 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(buy, Frame::Market(MarketKind::Trade(t)) if t.taker_side == Side::Buy));
-        let sell = parse_frame(r#"{"e":"aggTrade","p":"10.5","q":"2","m":true}"#, Venue::Spot).unwrap();
+        let sell = parse_frame(
+            r#"{"e":"aggTrade","p":"10.5","q":"2","m":true}"#,
+            Venue::Spot,
+        )
+        .unwrap();
         assert!(matches!(sell, Frame::Market(MarketKind::Trade(t)) if t.taker_side == Side::Sell));
         let e = parse_frame(r#"{"e":"trade","p":"10.5","q":"2"}"#, Venue::Spot).unwrap_err();
         assert_eq!(e.to_string(), "trade: missing field `m`");
@@ -725,17 +760,37 @@ mod tests {
         ] {
             assert_eq!(parse_frame(s, Venue::Perp).unwrap(), Frame::Ignored, "{s}");
         }
-        for s in ["", "{", "nul", r#"{"x":1}"#, "42", r#"{"e":5}"#, r#"{"stream":"a@trade"}"#] {
+        for s in [
+            "",
+            "{",
+            "nul",
+            r#"{"x":1}"#,
+            "42",
+            r#"{"e":5}"#,
+            r#"{"stream":"a@trade"}"#,
+        ] {
             assert!(parse_frame(s, Venue::Perp).is_err(), "{s}");
         }
     }
 
     #[test]
     fn sniffing() {
-        assert_eq!(sniff_venue(r#"{"u":1,"b":"1","B":"1","a":"1","A":"1"}"#), Some(Venue::Spot));
-        assert_eq!(sniff_venue(r#"{"e":"bookTicker","b":"1","B":"1","a":"1","A":"1"}"#), Some(Venue::Perp));
-        assert_eq!(sniff_venue(r#"{"e":"markPriceUpdate","p":"1"}"#), Some(Venue::Perp));
-        assert_eq!(sniff_venue(r#"{"e":"trade","p":"1","q":"1","m":true,"M":true}"#), Some(Venue::Spot));
+        assert_eq!(
+            sniff_venue(r#"{"u":1,"b":"1","B":"1","a":"1","A":"1"}"#),
+            Some(Venue::Spot)
+        );
+        assert_eq!(
+            sniff_venue(r#"{"e":"bookTicker","b":"1","B":"1","a":"1","A":"1"}"#),
+            Some(Venue::Perp)
+        );
+        assert_eq!(
+            sniff_venue(r#"{"e":"markPriceUpdate","p":"1"}"#),
+            Some(Venue::Perp)
+        );
+        assert_eq!(
+            sniff_venue(r#"{"e":"trade","p":"1","q":"1","m":true,"M":true}"#),
+            Some(Venue::Spot)
+        );
         assert_eq!(sniff_venue(r#"{"result":null,"id":1}"#), None);
     }
 }

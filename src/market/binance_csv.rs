@@ -167,7 +167,11 @@ fn parse_agg_trade(line: &[u8], venue: Venue) -> Result<(MarketEvent, MarketEven
 /// `open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore`.
 fn parse_kline(line: &[u8], venue: Venue) -> Result<MarketEvent, String> {
     let (f, n) = split(line)?;
-    want_fields(n, &[12], "12 fields (open_time,open,high,low,close,volume,close_time,…)")?;
+    want_fields(
+        n,
+        &[12],
+        "12 fields (open_time,open,high,low,close,volume,close_time,…)",
+    )?;
     let close = dec(f[4], "close")?;
     Ok(MarketEvent {
         ts: ts(f[6], "close_time")?,
@@ -195,11 +199,14 @@ mod tests {
         assert_eq!(t.ts, 1_723_161_256_322_123_000);
         assert!(matches!(t.kind, MarketKind::Trade(tr) if tr.taker_side == Side::Sell));
         assert!(matches!(q.kind, MarketKind::Quote(qq) if qq.bid == qq.ask));
-        let (t, _) = parse_agg_trade(b"1,61800.10,0.002,5,5,1723161256322,false", Venue::Perp).unwrap();
+        let (t, _) =
+            parse_agg_trade(b"1,61800.10,0.002,5,5,1723161256322,false", Venue::Perp).unwrap();
         assert_eq!(t.ts, 1_723_161_256_322_000_000);
-        assert!(parse_agg_trade(b"1,61800.10,0.002,5,5,1723161256322,maybe", Venue::Perp)
-            .unwrap_err()
-            .contains("is_buyer_maker"));
+        assert!(
+            parse_agg_trade(b"1,61800.10,0.002,5,5,1723161256322,maybe", Venue::Perp)
+                .unwrap_err()
+                .contains("is_buyer_maker")
+        );
     }
 
     #[test]
@@ -210,12 +217,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(k.ts, 1_723_161_299_999_000_000);
-        let b = parse_book_ticker(b"1,61800.1,1.2,61800.2,0.5,1723161256313,1723161256314", Venue::Perp)
-            .unwrap();
+        let b = parse_book_ticker(
+            b"1,61800.1,1.2,61800.2,0.5,1723161256313,1723161256314",
+            Venue::Perp,
+        )
+        .unwrap();
         assert_eq!(b.ts, 1_723_161_256_314_000_000);
-        assert!(parse_book_ticker(b"1,61800.1,1.2,61800.2,0.5,1723161256313", Venue::Perp)
-            .unwrap_err()
-            .contains("got 6 fields"));
+        assert!(
+            parse_book_ticker(b"1,61800.1,1.2,61800.2,0.5,1723161256313", Venue::Perp)
+                .unwrap_err()
+                .contains("got 6 fields")
+        );
         assert!(split(&[b','; 20]).is_err());
     }
 }

@@ -166,8 +166,14 @@ mod tests {
         );
         assert_eq!(InputSpec::parse("perp:x").venue, Some(Venue::Perp));
         assert_eq!(InputSpec::parse("x.gz").venue, None);
-        assert_eq!(venue_from_name("data/btcusdt_20240808_spot.rec.gz"), Some(Venue::Spot));
-        assert_eq!(venue_from_name("data/usdm_btcusdt_20240808.gz"), Some(Venue::Perp));
+        assert_eq!(
+            venue_from_name("data/btcusdt_20240808_spot.rec.gz"),
+            Some(Venue::Spot)
+        );
+        assert_eq!(
+            venue_from_name("data/usdm_btcusdt_20240808.gz"),
+            Some(Venue::Perp)
+        );
         assert_eq!(venue_from_name("fstream-capture.txt"), Some(Venue::Perp));
         assert_eq!(venue_from_name("spotty/capture.txt"), None);
     }
@@ -175,7 +181,10 @@ mod tests {
     #[test]
     fn formats() {
         let d = |a: &str, b: Option<&str>| detect_format(a.as_bytes(), b.map(str::as_bytes));
-        assert_eq!(d("1723161254087891268 {\"stream\":1}", None), Some(Format::Recording));
+        assert_eq!(
+            d("1723161254087891268 {\"stream\":1}", None),
+            Some(Format::Recording)
+        );
         assert_eq!(d(QUOTE_CSV_HEADER, None), Some(Format::QuoteCsv));
         assert_eq!(d("1,spot,1.0,1.1,2,3", None), Some(Format::QuoteCsv));
         assert_eq!(
@@ -183,15 +192,24 @@ mod tests {
             Some(Format::BinanceBookTicker)
         );
         assert_eq!(
-            d("4893287,61800.1,1.2,61800.2,0.5,1723161256313,1723161256314", None),
+            d(
+                "4893287,61800.1,1.2,61800.2,0.5,1723161256313,1723161256314",
+                None
+            ),
             Some(Format::BinanceBookTicker)
         );
         assert_eq!(
-            d("3160417830,61800.10,0.002,5266583935,5266583935,1723161256322,false", None),
+            d(
+                "3160417830,61800.10,0.002,5266583935,5266583935,1723161256322,false",
+                None
+            ),
             Some(Format::BinanceAggTrades)
         );
         assert_eq!(
-            d("3160417830,61800.10,0.002,5266583935,5266583935,1723161256322123,True,True", None),
+            d(
+                "3160417830,61800.10,0.002,5266583935,5266583935,1723161256322123,True,True",
+                None
+            ),
             Some(Format::BinanceAggTrades)
         );
         assert_eq!(

@@ -15,7 +15,11 @@ pub enum DataError {
     Input { path: String, msg: String },
     /// One line is malformed; the reader continues with the next line.
     #[error("{path}:{line}: {msg}")]
-    Line { path: String, line: u64, msg: String },
+    Line {
+        path: String,
+        line: u64,
+        msg: String,
+    },
 }
 
 impl DataError {

@@ -131,8 +131,9 @@ impl TickGen {
         let theta = std::f64::consts::LN_2 / PREMIUM_HALF_LIFE_S;
         let decay = (-theta * dt).exp();
         let noise_std = PREMIUM_STD_BPS * (1.0 - decay * decay).sqrt();
-        self.premium_bps =
-            PREMIUM_MEAN_BPS + (self.premium_bps - PREMIUM_MEAN_BPS) * decay + noise_std * self.normal();
+        self.premium_bps = PREMIUM_MEAN_BPS
+            + (self.premium_bps - PREMIUM_MEAN_BPS) * decay
+            + noise_std * self.normal();
     }
 
     fn spread_ticks(&mut self) -> i64 {
@@ -312,7 +313,10 @@ mod tests {
                 s.fires_long, s.fires_short, s.std_5m_pct
             );
             assert!((3..=60).contains(&fires), "seed {seed}: {fires} fires");
-            assert!(s.fires_long > 0 && s.fires_short > 0, "seed {seed}: both kinds");
+            assert!(
+                s.fires_long > 0 && s.fires_short > 0,
+                "seed {seed}: both kinds"
+            );
             assert!(
                 (0.15..=0.5).contains(&s.std_5m_pct),
                 "seed {seed}: 5-minute std {:.3} %",
@@ -345,8 +349,14 @@ mod tests {
             markets.push(q.venue);
         }
         assert_eq!(markets.len(), 2_000);
-        assert!(markets.windows(2).all(|w| w[0] != w[1]), "alternating markets");
+        assert!(
+            markets.windows(2).all(|w| w[0] != w[1]),
+            "alternating markets"
+        );
         let span_s = (prev_ts - START_TS) as f64 / 1e9;
-        assert!((15.0..25.0).contains(&span_s), "~10 ms per tick: {span_s} s");
+        assert!(
+            (15.0..25.0).contains(&span_s),
+            "~10 ms per tick: {span_s} s"
+        );
     }
 }

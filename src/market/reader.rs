@@ -232,7 +232,10 @@ pub fn sniff_format(path: &str) -> Result<Format, DataError> {
             }
             Ok(None) => break,
             Err(crate::market::lines::LineError::TooLong) => {
-                return Err(DataError::input(path, "unknown format: first line is too long"))
+                return Err(DataError::input(
+                    path,
+                    "unknown format: first line is too long",
+                ))
             }
             Err(crate::market::lines::LineError::Io(e)) => return Err(DataError::io(path, e)),
         }

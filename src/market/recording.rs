@@ -248,7 +248,11 @@ mod tests {
         let (ts, _) = split_record_line(b"1723161254087891268 {}").unwrap();
         assert_eq!(ts, 1_723_161_254_087_891_268);
         assert!(split_record_line(b"{}").unwrap_err().contains("expected"));
-        assert!(split_record_line(b"12x4 {}").unwrap_err().contains("bad timestamp"));
-        assert!(split_record_line(b"-5 {}").unwrap_err().contains("bad timestamp"));
+        assert!(split_record_line(b"12x4 {}")
+            .unwrap_err()
+            .contains("bad timestamp"));
+        assert!(split_record_line(b"-5 {}")
+            .unwrap_err()
+            .contains("bad timestamp"));
     }
 }

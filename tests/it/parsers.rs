@@ -115,9 +115,13 @@ fn every_real_capture_line_parses() {
     // 2024 futures bookTicker (ns timestamp).
     let (_, ts, f) = &kinds[10];
     assert_eq!(*ts, 1_723_161_255_088_169_167);
-    assert!(matches!(f, Frame::Market(MarketKind::Quote(q)) if q.venue == Venue::Perp && q.bid == d("61800.20") && q.ask_qty == d("2.510")));
+    assert!(
+        matches!(f, Frame::Market(MarketKind::Quote(q)) if q.venue == Venue::Perp && q.bid == d("61800.20") && q.ask_qty == d("2.510"))
+    );
     // 2024 futures trade with m=false → taker bought.
-    assert!(matches!(kinds[11].2, Frame::Market(MarketKind::Trade(t)) if t.taker_side == Side::Buy && t.qty == d("0.006")));
+    assert!(
+        matches!(kinds[11].2, Frame::Market(MarketKind::Trade(t)) if t.taker_side == Side::Buy && t.qty == d("0.006"))
+    );
     let ignored = kinds.iter().filter(|k| k.2 == Frame::Ignored).count();
     assert_eq!(ignored, 4, "the four depth lines");
 }
@@ -158,7 +162,12 @@ fn every_doc_market_sample_parses() {
             other => panic!("{rel}: {other:?}"),
         }
     }
-    match parse_frame(&read_fixture("docs/futures/ws_market/futures_markPrice.json"), Venue::Perp).unwrap() {
+    match parse_frame(
+        &read_fixture("docs/futures/ws_market/futures_markPrice.json"),
+        Venue::Perp,
+    )
+    .unwrap()
+    {
         Frame::Market(MarketKind::Mark(m)) => {
             assert_eq!(m.mark, d("11794.15"));
             assert_eq!(m.index, d("11784.62659091"));
@@ -184,30 +193,68 @@ fn every_doc_market_sample_parses() {
         "docs/futures/ws_market/futures_markPrice_arr.json",
         "docs/futures/ws_market/futures_kline.json",
     ] {
-        assert_eq!(parse_frame(&read_fixture(rel), Venue::Perp).unwrap(), Frame::Ignored, "{rel}");
+        assert_eq!(
+            parse_frame(&read_fixture(rel), Venue::Perp).unwrap(),
+            Frame::Ignored,
+            "{rel}"
+        );
     }
     for rel in [
         "docs/spot/spot_ws_serverShutdown_raw.json",
         "docs/spot/spot_ws_serverShutdown_combined_wrapper.json",
     ] {
-        assert_eq!(parse_frame(&read_fixture(rel), Venue::Spot).unwrap(), Frame::ServerShutdown, "{rel}");
+        assert_eq!(
+            parse_frame(&read_fixture(rel), Venue::Spot).unwrap(),
+            Frame::ServerShutdown,
+            "{rel}"
+        );
     }
-    assert_eq!(parse_frame(r#"{"result":null,"id":1}"#, Venue::Spot).unwrap(), Frame::Ignored);
-    assert_eq!(parse_frame(r#"{"result":["btcusdt@aggTrade"],"id":3}"#, Venue::Spot).unwrap(), Frame::Ignored);
+    assert_eq!(
+        parse_frame(r#"{"result":null,"id":1}"#, Venue::Spot).unwrap(),
+        Frame::Ignored
+    );
+    assert_eq!(
+        parse_frame(r#"{"result":["btcusdt@aggTrade"],"id":3}"#, Venue::Spot).unwrap(),
+        Frame::Ignored
+    );
 }
 
 #[test]
 fn missing_and_bad_fields_are_named() {
     let cases = [
-        (r#"{"e":"bookTicker","b":"1","B":"1","a":"2"}"#, "bookTicker: missing field `A`"),
-        (r#"{"stream":"btcusdt@trade","data":{"e":"trade","p":"1","m":true}}"#, "trade: missing field `q`"),
-        (r#"{"e":"aggTrade","p":"1","q":"1","m":"yes"}"#, "aggTrade: bad field `m`"),
-        (r#"{"e":"markPriceUpdate","p":"1","r":"0"}"#, "markPriceUpdate: missing field `i`"),
-        (r#"{"e":"markPriceUpdate","p":1.5,"i":"1","r":"0"}"#, "markPriceUpdate: bad field `p`"),
-        (r#"{"e":"forceOrder","E":1}"#, "forceOrder: missing field `o`"),
-        (r#"{"e":"forceOrder","o":{"S":"SIDEWAYS","q":"1","p":"1"}}"#, "forceOrder: bad field `o.S`"),
+        (
+            r#"{"e":"bookTicker","b":"1","B":"1","a":"2"}"#,
+            "bookTicker: missing field `A`",
+        ),
+        (
+            r#"{"stream":"btcusdt@trade","data":{"e":"trade","p":"1","m":true}}"#,
+            "trade: missing field `q`",
+        ),
+        (
+            r#"{"e":"aggTrade","p":"1","q":"1","m":"yes"}"#,
+            "aggTrade: bad field `m`",
+        ),
+        (
+            r#"{"e":"markPriceUpdate","p":"1","r":"0"}"#,
+            "markPriceUpdate: missing field `i`",
+        ),
+        (
+            r#"{"e":"markPriceUpdate","p":1.5,"i":"1","r":"0"}"#,
+            "markPriceUpdate: bad field `p`",
+        ),
+        (
+            r#"{"e":"forceOrder","E":1}"#,
+            "forceOrder: missing field `o`",
+        ),
+        (
+            r#"{"e":"forceOrder","o":{"S":"SIDEWAYS","q":"1","p":"1"}}"#,
+            "forceOrder: bad field `o.S`",
+        ),
         (r#"{"stream":"btcusdt@bookTicker"}"#, "missing field `data`"),
-        (r#"{"stream":"btcusdt@bookTicker","data":{"u":1,"b":"61800.2"#, "invalid JSON"),
+        (
+            r#"{"stream":"btcusdt@bookTicker","data":{"u":1,"b":"61800.2"#,
+            "invalid JSON",
+        ),
     ];
     for (json, want) in cases {
         let err = parse_frame(json, Venue::Perp).unwrap_err().to_string();
@@ -249,7 +296,8 @@ fn garbage_never_panics() {
         let mut content: Vec<u8> = (0..rng.usize(1..4000)).map(|_| rng.u8(..)).collect();
         if i % 4 == 0 {
             // Start like a recording or a quote CSV so that the line parsers see the garbage.
-            let mut head = b"1723161255088169167 {\"stream\":\"btcusdt@bookTicker\",\"data\":{}}\n".to_vec();
+            let mut head =
+                b"1723161255088169167 {\"stream\":\"btcusdt@bookTicker\",\"data\":{}}\n".to_vec();
             if i % 8 == 0 {
                 head = b"ts_ns,market,bid,ask,bid_qty,ask_qty\n".to_vec();
             }
@@ -291,20 +339,39 @@ fn malformed_lines_name_file_and_line_and_reading_continues() {
     let items: Vec<_> = reader.by_ref().collect();
     assert_eq!(items.len(), 5);
     assert!(items[0].is_ok());
-    let msgs: Vec<String> = items[1..4].iter().map(|r| r.as_ref().unwrap_err().to_string()).collect();
-    assert!(msgs[0].starts_with(&format!("{path}:2: bad timestamp")), "{}", msgs[0]);
+    let msgs: Vec<String> = items[1..4]
+        .iter()
+        .map(|r| r.as_ref().unwrap_err().to_string())
+        .collect();
+    assert!(
+        msgs[0].starts_with(&format!("{path}:2: bad timestamp")),
+        "{}",
+        msgs[0]
+    );
     assert_eq!(msgs[1], format!("{path}:3: bookTicker: missing field `A`"));
-    assert!(msgs[2].starts_with(&format!("{path}:5: invalid JSON")), "{}", msgs[2]);
+    assert!(
+        msgs[2].starts_with(&format!("{path}:5: invalid JSON")),
+        "{}",
+        msgs[2]
+    );
     assert_eq!(items[2].as_ref().unwrap_err().line(), Some(3));
     let last = items[4].as_ref().unwrap();
     assert_eq!(last.ts, 1_723_161_255_088_169_170);
-    assert!(matches!(last.kind, MarketKind::Trade(t) if t.venue == Venue::Perp && t.taker_side == Side::Buy));
+    assert!(
+        matches!(last.kind, MarketKind::Trade(t) if t.venue == Venue::Perp && t.taker_side == Side::Buy)
+    );
 
     let csv = "ts_ns,market,bid,ask,bid_qty,ask_qty\n1,spot,1,2,3,4\n2,spot,1,2,3\n3,perp,1,two,3,4\n4,perp,1,2,3,4\n";
     let path = write_file(dir.path(), "q.csv", csv.as_bytes(), false);
-    let items: Vec<_> = MarketReader::open(std::slice::from_ref(&path)).unwrap().collect();
+    let items: Vec<_> = MarketReader::open(std::slice::from_ref(&path))
+        .unwrap()
+        .collect();
     assert_eq!(items.len(), 4);
-    assert!(items[1].as_ref().unwrap_err().to_string().starts_with(&format!("{path}:3: expected 6 fields")));
+    assert!(items[1]
+        .as_ref()
+        .unwrap_err()
+        .to_string()
+        .starts_with(&format!("{path}:3: expected 6 fields")));
     assert_eq!(
         items[2].as_ref().unwrap_err().to_string(),
         format!("{path}:4: field `ask`: expected a decimal, got \"two\"")
@@ -316,20 +383,48 @@ fn malformed_lines_name_file_and_line_and_reading_continues() {
 fn opening_errors_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.gz").to_string_lossy().into_owned();
-    let err = MarketReader::open(std::slice::from_ref(&missing)).err().unwrap().to_string();
+    let err = MarketReader::open(std::slice::from_ref(&missing))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.starts_with(&missing), "{err}");
     let unknown = write_file(dir.path(), "x.txt", b"hello world\n", false);
-    let err = MarketReader::open(std::slice::from_ref(&unknown)).err().unwrap().to_string();
-    assert!(err.starts_with(&unknown) && err.contains("unknown format"), "{err}");
+    let err = MarketReader::open(std::slice::from_ref(&unknown))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.starts_with(&unknown) && err.contains("unknown format"),
+        "{err}"
+    );
     let empty = write_file(dir.path(), "e.csv", b"\n\n", true);
-    let err = MarketReader::open(std::slice::from_ref(&empty)).err().unwrap().to_string();
+    let err = MarketReader::open(std::slice::from_ref(&empty))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("empty"), "{err}");
-    let agg = write_file(dir.path(), "BTCUSDT-aggTrades-2024-08-08.csv", b"1,61800.1,0.002,5,5,1723161256322,false\n", false);
-    let err = MarketReader::open(std::slice::from_ref(&agg)).err().unwrap().to_string();
+    let agg = write_file(
+        dir.path(),
+        "BTCUSDT-aggTrades-2024-08-08.csv",
+        b"1,61800.1,0.002,5,5,1723161256322,false\n",
+        false,
+    );
+    let err = MarketReader::open(std::slice::from_ref(&agg))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains(&format!("spot:{agg} or perp:{agg}")), "{err}");
     // A recording whose market neither the name nor the frames tell.
-    let rec = write_file(dir.path(), "capture.rec", b"1723161255088169167 {\"result\":null,\"id\":1}\n", false);
-    let err = MarketReader::open(std::slice::from_ref(&rec)).err().unwrap().to_string();
+    let rec = write_file(
+        dir.path(),
+        "capture.rec",
+        b"1723161255088169167 {\"result\":null,\"id\":1}\n",
+        false,
+    );
+    let err = MarketReader::open(std::slice::from_ref(&rec))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("spot or perp"), "{err}");
     let (events, _, reader) = collect(&[format!("perp:{rec}")]);
     assert!(events.is_empty());
@@ -338,17 +433,27 @@ fn opening_errors_name_the_file() {
 
 #[test]
 fn fixture_slices_merge_in_time_order() {
-    let spot = fixture("market_data/spot_btcusdt_20240808_head2000.gz").to_string_lossy().into_owned();
-    let usdm = fixture("market_data/usdm_btcusdt_20240808_head2000.gz").to_string_lossy().into_owned();
+    let spot = fixture("market_data/spot_btcusdt_20240808_head2000.gz")
+        .to_string_lossy()
+        .into_owned();
+    let usdm = fixture("market_data/usdm_btcusdt_20240808_head2000.gz")
+        .to_string_lossy()
+        .into_owned();
     let (events, errors, reader) = collect(&[spot, usdm]);
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(events.len(), 1515 + 297 + 1483 + 347);
-    assert_eq!(reader.ignored_frames(), 187 + 1 + 169 + 1, "depth lines and the REST snapshots");
+    assert_eq!(
+        reader.ignored_frames(),
+        187 + 1 + 169 + 1,
+        "depth lines and the REST snapshots"
+    );
     assert!(events.windows(2).all(|w| w[0].ts <= w[1].ts));
     let infos = reader.inputs();
     assert_eq!(infos[0].venue, Some(Venue::Spot));
     assert_eq!(infos[1].venue, Some(Venue::Perp));
-    assert!(infos.iter().all(|i| i.gzip && i.format == Format::Recording));
+    assert!(infos
+        .iter()
+        .all(|i| i.gzip && i.format == Format::Recording));
     assert_eq!(reader.bytes_read(), reader.total_bytes());
     let spot_quotes = events
         .iter()
@@ -366,7 +471,11 @@ fn micro_and_nano_second_recordings_and_gzip_or_plain_read_alike() {
     let mut micro = String::new();
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        if v["file"].as_str().unwrap().contains("usdm_btcusdt_20230405") {
+        if v["file"]
+            .as_str()
+            .unwrap()
+            .contains("usdm_btcusdt_20230405")
+        {
             micro.push_str(v["raw_line"].as_str().unwrap());
             micro.push('\n');
         }
@@ -399,7 +508,12 @@ fn merge_is_stable_for_ties() {
         b"ts_ns,market,bid,ask,bid_qty,ask_qty\n10,spot,1,2,1,1\n20,spot,3,4,1,1\n20,spot,5,6,1,1\n30,spot,7,8,1,1\n",
         false,
     );
-    let b = write_file(dir.path(), "b.csv.gz", b"5,perp,1,2,1,1\n20,perp,3,4,1,1\n25,perp,5,6,1,1\n", true);
+    let b = write_file(
+        dir.path(),
+        "b.csv.gz",
+        b"5,perp,1,2,1,1\n20,perp,3,4,1,1\n25,perp,5,6,1,1\n",
+        true,
+    );
     let (events, errors, _) = collect(&[a, b]);
     assert!(errors.is_empty());
     let got: Vec<(i64, Venue, Decimal)> = events
@@ -437,7 +551,13 @@ fn binance_public_csvs() {
     assert_eq!(ev[0].ts, 1_723_161_256_314_000_000);
     assert_eq!(
         quote(&ev[0]),
-        Quote { venue: Venue::Perp, bid: d("61800.20"), bid_qty: d("2.507"), ask: d("61800.30"), ask_qty: d("2.510") }
+        Quote {
+            venue: Venue::Perp,
+            bid: d("61800.20"),
+            bid_qty: d("2.507"),
+            ask: d("61800.30"),
+            ask_qty: d("2.510")
+        }
     );
 
     let fut_agg = write_file(
@@ -459,11 +579,18 @@ fn binance_public_csvs() {
     assert_eq!(reader.inputs()[1].format, Format::BinanceAggTrades);
     assert_eq!(ev.len(), 4);
     // Perp trade, its trade-derived quote, then the spot ones (0.5 ms later).
-    assert!(matches!(ev[0].kind, MarketKind::Trade(t) if t.venue == Venue::Perp && t.taker_side == Side::Buy));
+    assert!(
+        matches!(ev[0].kind, MarketKind::Trade(t) if t.venue == Venue::Perp && t.taker_side == Side::Buy)
+    );
     let q = quote(&ev[1]);
-    assert_eq!((q.bid, q.ask, q.venue), (d("61800.30"), d("61800.30"), Venue::Perp));
+    assert_eq!(
+        (q.bid, q.ask, q.venue),
+        (d("61800.30"), d("61800.30"), Venue::Perp)
+    );
     assert_eq!(ev[2].ts, 1_723_161_256_322_500_000);
-    assert!(matches!(ev[2].kind, MarketKind::Trade(t) if t.venue == Venue::Spot && t.taker_side == Side::Sell));
+    assert!(
+        matches!(ev[2].kind, MarketKind::Trade(t) if t.venue == Venue::Spot && t.taker_side == Side::Sell)
+    );
     assert_eq!(quote(&ev[3]).ask, d("61837.63"));
 
     let kl = "1723161240000,61800.1,61810,61790,61805.5,12.5,1723161299999,772000.1,420,6.1,377000.2,0\n\
@@ -482,11 +609,22 @@ fn binance_public_csvs() {
     let q = quote(&e1[1]);
     assert_eq!((q.bid, q.ask), (d("61815.0"), d("61815.0")));
 
-    let bad = write_file(dir.path(), "bad.csv", b"1,61800.1,0.002,5,5,1723161256322,false\n1,x,0.002,5,5,1723161256322,false\n", false);
+    let bad = write_file(
+        dir.path(),
+        "bad.csv",
+        b"1,61800.1,0.002,5,5,1723161256322,false\n1,x,0.002,5,5,1723161256322,false\n",
+        false,
+    );
     let (ev, errs, _) = collect(&[format!("perp:{bad}")]);
     assert_eq!(ev.len(), 2);
     assert_eq!(errs.len(), 1);
-    assert!(errs[0].to_string().contains(":2: Binance aggTrades CSV: field `price`"), "{}", errs[0]);
+    assert!(
+        errs[0]
+            .to_string()
+            .contains(":2: Binance aggTrades CSV: field `price`"),
+        "{}",
+        errs[0]
+    );
 }
 
 #[test]
@@ -593,7 +731,13 @@ fn quote_csv_reader_throughput() {
     let mut lines = Vec::new();
     let mut plain = Vec::new();
     generate_ticks(1_000_000, 1, &mut plain).unwrap();
-    lines.extend(plain.split(|&c| c == b'\n').skip(1).filter(|l| !l.is_empty()).map(<[u8]>::to_vec));
+    lines.extend(
+        plain
+            .split(|&c| c == b'\n')
+            .skip(1)
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec),
+    );
     let start = std::time::Instant::now();
     let mut ok = 0;
     for l in &lines {

@@ -438,6 +438,8 @@ struct OrderPart<'a> {
     filled: Option<Val<'a>>,
 }
 
+// Boxing the payload would allocate per frame; the value lives on the stack for one parse.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Default, Clone, Copy)]
 #[allow(clippy::large_enum_variant)] // a parse-time value on the stack, never stored
 enum Data<'a> {

@@ -65,6 +65,12 @@ pub fn open_file(path: &Path) -> io::Result<Opened> {
     })
 }
 
+/// A line's position in the reader's buffer: `(start, end)`.
+pub type Span = (usize, usize);
+
+/// `(line number, (buffer from the line's start, line length))`, see [`LineReader::next_line_with_tail`].
+pub type LineWithTail<'a> = (u64, (&'a [u8], usize));
+
 /// Why a line could not be read.
 #[derive(Debug)]
 pub enum LineError {
@@ -113,6 +119,20 @@ impl LineReader {
         }
     }
 
+    /// Like [`LineReader::next_line`], but returns the buffer from the line's start and the line's length: the
+    /// bytes after the line start with its line break (`\n`, or `\r` if stripped; a final line without one gets a
+    /// `\n` written after it), so parsers may read past the line's end in 8-byte loads.
+    #[inline]
+    pub fn next_line_with_tail(&mut self) -> Result<Option<LineWithTail<'_>>, LineError> {
+        match self.next_span()? {
+            Some((no, (s, e))) => {
+                let len = self.span((s, e)).len();
+                Ok(Some((no, (self.buf.get(s..).unwrap_or(&[]), len))))
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Like [`LineReader::next_line`], but returns the line as a span of the internal buffer (valid until the next
     /// call; read it with [`LineReader::span`]). Lets callers skip lines in a loop and still return a borrow.
     #[inline]
@@ -132,6 +152,12 @@ impl LineReader {
             }
             if self.eof {
                 if self.start < self.end && !self.skipping {
+                    // A final line without a line break: put one after it (see `next_line_with_tail`).
+                    if self.end == self.buf.len() {
+                        self.buf.push(b'\n');
+                    } else if let Some(b) = self.buf.get_mut(self.end) {
+                        *b = b'\n';
+                    }
                     let span = (self.start, self.end);
                     self.start = self.end;
                     self.line_no += 1;

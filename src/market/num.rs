@@ -5,39 +5,111 @@ use std::str::FromStr;
 use crate::model::{Decimal, TsNs};
 
 /// Parses a decimal such as `61837.63000000` (sign optional) exactly as `Decimal::from_str` would, keeping the
-/// scale (`"0.010"` stays `0.010`). Up to 18 significant digits take a fast path that builds the decimal from
-/// its mantissa and scale; anything else (more digits, exponents, …) falls back to `Decimal::from_str`.
+/// scale (`"0.010"` stays `0.010`). Up to 18 significant digits take a fast path (8 digits at a time, SWAR) that
+/// builds the decimal from its mantissa and scale; anything else (more digits, exponents, …) falls back to
+/// `Decimal::from_str`.
 #[inline]
 pub fn parse_decimal(s: &[u8]) -> Option<Decimal> {
-    let (neg, digits) = match s.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        Some((b'+', rest)) => (false, rest),
-        Some(_) => (false, s),
-        None => return None,
-    };
-    let mut mant: u64 = 0;
-    let mut n_digits = 0u32;
-    let mut scale = 0u32;
-    let mut seen_dot = false;
-    for &c in digits {
-        let d = c.wrapping_sub(b'0');
-        if d < 10 {
-            if n_digits >= 18 {
-                return parse_decimal_slow(s);
-            }
-            mant = mant * 10 + u64::from(d);
-            n_digits += 1;
-            scale += u32::from(seen_dot);
-        } else if c == b'.' && !seen_dot {
-            seen_dot = true;
-        } else {
-            return parse_decimal_slow(s);
+    let mut i = 0;
+    match scan_decimal(s, &mut i) {
+        Some(d) if i == s.len() => Some(d),
+        _ => parse_decimal_slow(s),
+    }
+}
+
+pub(crate) const ASCII_ZEROS: u64 = 0x3030_3030_3030_3030;
+
+pub(crate) const POW10: [u64; 19] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+    10_000_000_000,
+    100_000_000_000,
+    1_000_000_000_000,
+    10_000_000_000_000,
+    100_000_000_000_000,
+    1_000_000_000_000_000,
+    10_000_000_000_000_000,
+    100_000_000_000_000_000,
+    1_000_000_000_000_000_000,
+];
+
+/// Loads up to 8 bytes at `i` little-endian (missing bytes are zero, which is not a digit).
+#[inline(always)]
+pub(crate) fn load8(s: &[u8], i: usize) -> u64 {
+    let mut a = [0u8; 8];
+    match s.get(i..i.saturating_add(8)) {
+        Some(b) => a.copy_from_slice(b),
+        None => {
+            let rest = s.get(i..).unwrap_or(&[]);
+            let n = rest.len().min(8);
+            a[..n].copy_from_slice(&rest[..n]);
         }
     }
-    if n_digits == 0 {
+    u64::from_le_bytes(a)
+}
+
+/// Value of 8 digit values (0..=9, one per byte, first digit in the lowest byte).
+#[inline(always)]
+pub(crate) fn swar8(v: u64) -> u64 {
+    let v = v.wrapping_mul(10).wrapping_add(v >> 8);
+    ((v & 0x0000_00FF_0000_00FF)
+        .wrapping_mul(100 + (1_000_000 << 32))
+        .wrapping_add(((v >> 16) & 0x0000_00FF_0000_00FF).wrapping_mul(1 + (10_000 << 32))))
+        >> 32
+}
+
+/// Parses the run of ASCII digits at `s[*i..]`, advancing `*i` past it: (value, number of digits). `None` if the
+/// value does not fit in a u64.
+#[inline(always)]
+pub fn scan_digits(s: &[u8], i: &mut usize) -> Option<(u64, u32)> {
+    let mut value = 0u64;
+    let mut count = 0u32;
+    loop {
+        let t = load8(s, *i) ^ ASCII_ZEROS;
+        let non_digit = (t.wrapping_add(0x0606_0606_0606_0606) | t) & 0xF0F0_F0F0_F0F0_F0F0;
+        let n = non_digit.trailing_zeros() / 8;
+        if n == 0 {
+            return Some((value, count));
+        }
+        let chunk = swar8(t << (8 * (8 - n)));
+        value = value.checked_mul(POW10[n as usize])?.checked_add(chunk)?;
+        count += n;
+        *i += n as usize;
+        if n < 8 {
+            return Some((value, count));
+        }
+    }
+}
+
+/// Parses `[-]digits[.digits]` (at most 18 digits) at `s[*i..]`, advancing `*i` past it. `None` when the number
+/// needs the general parser (more digits, other syntax) or there is none.
+#[inline(always)]
+pub fn scan_decimal(s: &[u8], i: &mut usize) -> Option<Decimal> {
+    let neg = s.get(*i) == Some(&b'-');
+    *i += usize::from(neg);
+    let (int_value, int_digits) = scan_digits(s, i)?;
+    let (mut mant, mut scale) = (int_value, 0u32);
+    if s.get(*i) == Some(&b'.') {
+        *i += 1;
+        let (frac_value, frac_digits) = scan_digits(s, i)?;
+        if int_digits + frac_digits > 18 {
+            return None;
+        }
+        mant = int_value * POW10[frac_digits as usize] + frac_value;
+        scale = frac_digits;
+    }
+    if int_digits + scale == 0 || int_digits + scale > 18 {
         return None;
     }
-    // 18 digits < 2^63 and scale <= 18 <= 28: `from_parts` cannot fail.
+    // < 10^18 < 2^63 and scale <= 18 <= 28: `from_parts` cannot fail.
     Some(Decimal::from_parts(
         mant as u32,
         (mant >> 32) as u32,
@@ -48,7 +120,7 @@ pub fn parse_decimal(s: &[u8]) -> Option<Decimal> {
 }
 
 #[cold]
-fn parse_decimal_slow(s: &[u8]) -> Option<Decimal> {
+pub(crate) fn parse_decimal_slow(s: &[u8]) -> Option<Decimal> {
     let text = std::str::from_utf8(s).ok()?;
     Decimal::from_str(text)
         .or_else(|_| Decimal::from_scientific(text))
@@ -162,6 +234,31 @@ mod tests {
             let slow = Decimal::from_str(&s).unwrap();
             assert_eq!(fast, slow);
             assert_eq!(fast.to_string(), slow.to_string());
+        }
+    }
+
+    #[test]
+    fn swar_digit_runs() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        for _ in 0..50_000 {
+            let n = rng.usize(0..20);
+            let digits: String = (0..n).map(|_| char::from(b'0' + rng.u8(0..10))).collect();
+            let tail = [",", "", ".", "x", " "][rng.usize(0..5)];
+            let s = format!("{digits}{tail}");
+            let mut i = 0;
+            let got = scan_digits(s.as_bytes(), &mut i);
+            let want = if n == 0 {
+                Some(0)
+            } else {
+                digits.parse::<u64>().ok()
+            };
+            match want {
+                Some(w) => {
+                    assert_eq!(got, Some((w, n as u32)), "{s}");
+                    assert_eq!(i, n);
+                }
+                None => assert_eq!(got, None, "{s}"),
+            }
         }
     }
 

@@ -5,9 +5,9 @@ use crate::market::detect::QUOTE_CSV_HEADER;
 use crate::market::error::DataError;
 use crate::market::event::{MarketEvent, MarketKind, Quote};
 use crate::market::lines::LineReader;
-use crate::market::num::{excerpt, parse_decimal, parse_i64};
+use crate::market::num::{excerpt, load8, parse_decimal, parse_i64, swar8, ASCII_ZEROS, POW10};
 use crate::market::recording::line_error;
-use crate::model::Venue;
+use crate::model::{Decimal, Venue};
 
 const FIELDS: [&str; 6] = ["ts_ns", "market", "bid", "ask", "bid_qty", "ask_qty"];
 
@@ -23,6 +23,155 @@ pub enum QuoteLineError {
 /// Parses one data line of the quote CSV.
 #[inline]
 pub fn parse_quote_line(line: &[u8]) -> Result<MarketEvent, QuoteLineError> {
+    parse_quote_line_in(line, line.len())
+}
+
+/// Parses the line `buf[..len]`, where the bytes after the line (if any) start with its line break: the scanner
+/// then loads 8 bytes at a time across field ends without copying the line.
+#[inline]
+pub(crate) fn parse_quote_line_in(buf: &[u8], len: usize) -> Result<MarketEvent, QuoteLineError> {
+    match parse_fast(buf, len) {
+        Some(ev) => Ok(ev),
+        None => parse_general(buf.get(..len).unwrap_or(buf)),
+    }
+}
+
+/// The common shape (at most 63 bytes, plain digits, `spot`/`perp`, decimals of at most 18 digits) in few
+/// instructions: one SWAR pass marks every non-digit byte of the line (a bit per byte), then the fields are walked
+/// from one non-digit to the next (`,` or `.`), and each digit run is converted 8 digits at a time. Any other
+/// shape (signs, exponents, spaces, long numbers, bad data) returns `None` and goes to [`parse_general`], which
+/// also produces the exact error. Bytes after `len` are ignored.
+#[inline(always)]
+fn parse_fast(s: &[u8], len: usize) -> Option<MarketEvent> {
+    if !(12..=63).contains(&len) {
+        return None;
+    }
+    let mut nd = 0u64;
+    let mut k = 0;
+    while k * 8 < len {
+        nd |= movemask(nondigit_bytes(load8(s, k * 8))) << (8 * k);
+        k += 1;
+    }
+    // Keep the line's bytes and mark its end as a terminator.
+    nd = (nd & bits(0, len)) | (1u64 << len);
+    let c0 = nd.trailing_zeros() as usize;
+    if c0 == 0 || c0 > 19 {
+        return None;
+    }
+    let venue = match s.get(c0..c0 + 6)? {
+        b",spot," => Venue::Spot,
+        b",perp," => Venue::Perp,
+        _ => return None,
+    };
+    let ts = digits_value(s, 0, c0);
+    if ts > i64::MAX as u64 {
+        return None;
+    }
+    nd &= !bits(0, c0 + 6);
+    let mut start = c0 + 6;
+    let bid = next_decimal(s, len, &mut nd, &mut start)?;
+    let ask = next_decimal(s, len, &mut nd, &mut start)?;
+    let bid_qty = next_decimal(s, len, &mut nd, &mut start)?;
+    let ask_qty = next_decimal(s, len, &mut nd, &mut start)?;
+    // The last field must end the line, with nothing left over.
+    if start != len + 1 || nd != 0 {
+        return None;
+    }
+    Some(MarketEvent {
+        ts: ts as i64,
+        kind: MarketKind::Quote(Quote {
+            venue,
+            bid,
+            ask,
+            bid_qty,
+            ask_qty,
+        }),
+    })
+}
+
+/// The decimal field starting at `*start`, ending at the next comma (or the line end); `nd` holds the positions of
+/// the non-digits not yet consumed.
+#[inline(always)]
+fn next_decimal(s: &[u8], len: usize, nd: &mut u64, start: &mut usize) -> Option<Decimal> {
+    let p = nd.trailing_zeros() as usize;
+    *nd &= nd.wrapping_sub(1);
+    let a = *start;
+    let (int_end, frac_end) = if p < len && s.get(p) == Some(&b'.') {
+        let q = nd.trailing_zeros() as usize;
+        *nd &= nd.wrapping_sub(1);
+        (p, q)
+    } else {
+        (p, p)
+    };
+    // The field ends at a comma or at the end of the line.
+    if frac_end != len && s.get(frac_end) != Some(&b',') {
+        return None;
+    }
+    *start = frac_end + 1;
+    let int_n = int_end.checked_sub(a)?;
+    let frac_n = frac_end.saturating_sub(int_end + 1);
+    let n = int_n + frac_n;
+    if n == 0 || n > 18 {
+        return None;
+    }
+    let mant = digits_value(s, a, int_n) * POW10[frac_n] + digits_value(s, int_end + 1, frac_n);
+    // < 10^18 < 2^63 and scale <= 18 <= 28: `from_parts` cannot fail.
+    Some(Decimal::from_parts(
+        mant as u32,
+        (mant >> 32) as u32,
+        0,
+        false,
+        frac_n as u32,
+    ))
+}
+
+/// Bits `a..b` set (bit k = byte k of the line).
+#[inline(always)]
+fn bits(a: usize, b: usize) -> u64 {
+    let below = |n: usize| 1u64.checked_shl(n as u32).map_or(u64::MAX, |x| x - 1);
+    below(b) & !below(a)
+}
+
+const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+const ONES: u64 = 0x0101_0101_0101_0101;
+
+/// 0x80 in every byte of `w` that is not an ASCII digit.
+#[inline(always)]
+fn nondigit_bytes(w: u64) -> u64 {
+    let t = w ^ (u64::from(b'0') * ONES);
+    ((t & LOW7).wrapping_add(0x7676_7676_7676_7676) | t) & HIGH
+}
+
+/// One bit per byte from a 0x80-per-byte mask (bit k = byte k).
+#[inline(always)]
+fn movemask(m: u64) -> u64 {
+    (m >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
+}
+
+/// Value of the `n` (at most 19) ASCII digits at `s[start..]`, 8 at a time.
+#[inline(always)]
+fn digits_value(s: &[u8], start: usize, n: usize) -> u64 {
+    let mut v = 0u64;
+    let mut i = start;
+    let mut left = n;
+    while left >= 8 {
+        v = v
+            .wrapping_mul(100_000_000)
+            .wrapping_add(swar8(load8(s, i) ^ ASCII_ZEROS));
+        i += 8;
+        left -= 8;
+    }
+    if left > 0 {
+        let chunk = swar8((load8(s, i) ^ ASCII_ZEROS) << (8 * (8 - left)));
+        v = v.wrapping_mul(POW10[left]).wrapping_add(chunk);
+    }
+    v
+}
+
+/// The general parser: split on commas (memchr), then parse each field; exact errors.
+#[cold]
+fn parse_general(line: &[u8]) -> Result<MarketEvent, QuoteLineError> {
     let mut f = [&[][..]; 6];
     let mut rest = line;
     for slot in f.iter_mut().take(5) {
@@ -100,14 +249,15 @@ impl QuoteCsvSource {
     #[inline]
     pub(crate) fn next_event(&mut self) -> Option<Result<MarketEvent, DataError>> {
         loop {
-            let (no, line) = match self.lines.next_line() {
+            let (no, (buf, len)) = match self.lines.next_line_with_tail() {
                 Ok(Some(l)) => l,
                 Ok(None) => return None,
                 Err(e) => return Some(Err(line_error(&self.path, self.lines.line_no(), e))),
             };
-            match parse_quote_line(line) {
+            match parse_quote_line_in(buf, len) {
                 Ok(ev) => return Some(Ok(ev)),
                 Err(e) => {
+                    let line = buf.get(..len).unwrap_or(buf);
                     let trimmed = line.trim_ascii();
                     if trimmed.is_empty() || (no == 1 && is_header(trimmed)) {
                         continue;
@@ -130,7 +280,7 @@ fn is_header(line: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Decimal;
+
     use std::str::FromStr;
 
     #[test]
@@ -175,5 +325,107 @@ mod tests {
             parse_quote_line(b"").unwrap_err(),
             QuoteLineError::FieldCount
         );
+        assert_eq!(
+            parse_quote_line(b"1,perp,1,2,3,4,").unwrap_err(),
+            QuoteLineError::FieldCount
+        );
+        assert_eq!(
+            parse_quote_line(b"99999999999999999999,perp,1,2,3,4").unwrap_err(),
+            QuoteLineError::Field(0)
+        );
+    }
+
+    trait Render {
+        fn to_string_for_test(&self) -> String;
+    }
+
+    impl Render for MarketEvent {
+        /// Decimal equality ignores scale; compare the printed form too.
+        fn to_string_for_test(&self) -> String {
+            match self.kind {
+                MarketKind::Quote(q) => format!(
+                    "{} {} {} {} {}",
+                    self.ts, q.bid, q.ask, q.bid_qty, q.ask_qty
+                ),
+                _ => String::new(),
+            }
+        }
+    }
+
+    #[test]
+    fn random_lines_agree_with_the_general_parser() {
+        let mut rng = fastrand::Rng::with_seed(17);
+        let alphabet = b"0123456789.,-e spotperp";
+        for _ in 0..200_000 {
+            let mut line = b"1723161255088169167,perp,61800.20,61800.30,2.507,2.510".to_vec();
+            for _ in 0..rng.usize(0..4) {
+                let i = rng.usize(0..line.len());
+                match rng.u8(0..3) {
+                    0 => line[i] = alphabet[rng.usize(0..alphabet.len())],
+                    1 => {
+                        line.remove(i);
+                    }
+                    _ => line.insert(i, alphabet[rng.usize(0..alphabet.len())]),
+                }
+            }
+            let general = parse_general(&line);
+            let mut padded = line.clone();
+            padded.extend_from_slice(b"\n99,.");
+            let got = parse_quote_line_in(&padded, line.len());
+            assert_eq!(got, general, "{}", String::from_utf8_lossy(&line));
+            if let (Ok(a), Ok(b)) = (got, general) {
+                assert_eq!(a.to_string_for_test(), b.to_string_for_test());
+            }
+        }
+    }
+
+    #[test]
+    fn generated_lines_take_the_fast_path() {
+        let mut out = Vec::new();
+        crate::market::generate_ticks(1000, 3, &mut out).unwrap();
+        for line in out.split(|&c| c == b'\n').skip(1).filter(|l| !l.is_empty()) {
+            let fast = parse_fast(line, line.len());
+            assert!(fast.is_some(), "{}", String::from_utf8_lossy(line));
+            assert_eq!(fast.unwrap(), parse_general(line).unwrap());
+        }
+    }
+
+    #[test]
+    fn fast_and_general_paths_agree() {
+        for line in [
+            "1723161255088169167,perp,61800.20,61800.30,2.507,2.510",
+            "5,spot,1,2,0.00001,3",
+            "5,spot,-1.5,2.,.5,3",
+            "5,spot,1e2,2,3,4",
+            "5,spot,12345678901234567890.5,2,3,4",
+            "9223372036854775807,perp,1,2,3,4",
+            "9223372036854775808,perp,1,2,3,4",
+            "1,perp,1.2.3,2,3,4",
+            "1,perp,1..3,2,3,4",
+            "1,perp,1.,.5,3,4",
+            "1,perp,1,2,3,4.",
+            "1,perp,1,2,3,",
+            "1,perp,1,2,3,4,",
+            "1,perp,1,2,3 ,4",
+            "1,spot,0.000000000000000001,2,3,4",
+            "1,spot,12345678901234567890,2,3,4",
+        ] {
+            let fast = parse_fast(line.as_bytes(), line.len());
+            let padded = format!("{line}\n123");
+            assert_eq!(
+                parse_quote_line_in(padded.as_bytes(), line.len()),
+                parse_general(line.as_bytes()),
+                "{line}"
+            );
+            let general = parse_general(line.as_bytes());
+            if let Some(f) = fast {
+                assert_eq!(Ok(f), general, "{line}");
+                assert_eq!(
+                    f.to_string_for_test(),
+                    general.unwrap().to_string_for_test()
+                );
+            }
+            assert_eq!(parse_quote_line(line.as_bytes()), general, "{line}");
+        }
     }
 }

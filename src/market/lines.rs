@@ -28,8 +28,6 @@ impl<R: Read> Read for Counting<R> {
 }
 
 /// An opened input: a decompressing (if needed) byte stream plus its size and progress counter.
-/// A line as `(start, end)` offsets into the reader's buffer.
-pub type Span = (usize, usize);
 
 pub struct Opened {
     pub reader: Box<dyn Read + Send>,

@@ -201,6 +201,9 @@ pub struct Risk {
     day: i64,
     /// Realised PnL total at the start of the current UTC day.
     day_start_realized: Decimal,
+    /// f64 copies for the per-event fast path.
+    day_start_f: f64,
+    limit_f: f64,
 }
 
 /// A trading-state transition, to be journalled and logged.
@@ -213,12 +216,15 @@ pub struct StateChange {
 
 impl Risk {
     pub fn new(limits: RiskLimits) -> Self {
+        let limit_f = crate::model::to_f64(limits.max_daily_loss);
         Risk {
             limits,
             state: TradingState::Active,
             sent: VecDeque::with_capacity(64),
             day: i64::MIN,
             day_start_realized: Decimal::ZERO,
+            day_start_f: 0.0,
+            limit_f,
         }
     }
 
@@ -302,6 +308,24 @@ impl Risk {
         }
     }
 
+    /// Whether [`Risk::on_pnl`] could change anything now, judged from an f64 estimate of realised + unrealised
+    /// PnL: false while the day is unchanged and the estimate is clearly away from the limit (or nothing can move).
+    #[inline]
+    pub fn may_change(&self, now: TsNs, pnl_estimate: f64, flat: bool) -> bool {
+        if now.div_euclid(DAY_NS) != self.day {
+            return true;
+        }
+        match self.state {
+            TradingState::Active => {
+                let limit = self.limit_f;
+                let day_pnl = pnl_estimate - self.day_start_f;
+                day_pnl <= -limit + 1e-6 * (1.0 + limit)
+            }
+            TradingState::Reducing => flat,
+            TradingState::Halted => false,
+        }
+    }
+
     /// Updates the kill switch from the PnL (realised total and current unrealised) and whether the book is flat.
     pub fn on_pnl(
         &mut self,
@@ -315,6 +339,7 @@ impl Risk {
             let first = self.day == i64::MIN;
             self.day = day;
             self.day_start_realized = realized_total;
+            self.day_start_f = crate::model::to_f64(realized_total);
             if !first && self.state != TradingState::Active {
                 let from = self.state;
                 self.state = TradingState::Active;

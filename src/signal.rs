@@ -106,6 +106,8 @@ pub struct MarketState {
     /// Timestamps of the last quote of each market (feed staleness).
     pub spot_ts: Option<TsNs>,
     pub perp_ts: Option<TsNs>,
+    /// Last perp mid in f64 (NaN until the first perp quote), for per-event estimates.
+    pub perp_mid_f: f64,
     mark_f: [f64; 3],
     has_mark: bool,
 }
@@ -119,6 +121,7 @@ impl MarketState {
     pub fn new() -> Self {
         MarketState {
             mark_f: [f64::NAN; 3],
+            perp_mid_f: f64::NAN,
             ..Default::default()
         }
     }
@@ -146,10 +149,13 @@ impl MarketState {
                 self.perp_ts = Some(ts);
             }
         }
+        if q.venue == Venue::Perp {
+            self.perp_mid_f = (to_f64(q.bid) + to_f64(q.ask)) * 0.5;
+        }
         let (s, p) = (self.spot.as_ref()?, self.perp.as_ref()?);
         let (sb, sa, pb, pa) = (to_f64(s.bid), to_f64(s.ask), to_f64(p.bid), to_f64(p.ask));
         let spot_mid = (sb + sa) * 0.5;
-        let perp_mid = (pb + pa) * 0.5;
+        let perp_mid = self.perp_mid_f;
         let mut values = [f64::NAN; SERIES_COUNT];
         values[SeriesId::SpotMid as usize] = spot_mid;
         values[SeriesId::PerpMid as usize] = perp_mid;

@@ -441,7 +441,6 @@ struct OrderPart<'a> {
 // Boxing the payload would allocate per frame; the value lives on the stack for one parse.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Default, Clone, Copy)]
-#[allow(clippy::large_enum_variant)] // a parse-time value on the stack, never stored
 enum Data<'a> {
     #[default]
     Absent,

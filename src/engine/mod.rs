@@ -107,9 +107,19 @@ pub struct Engine {
     stop_entries: bool,
     flatten_requested: bool,
     last_denial: Option<(usize, &'static str, TsNs)>,
+    /// The position in f64 (indicators and fast paths only; money stays in `position`).
+    pos_f: PosF,
     /// After a rejection no new order is decided before this time (no hammering an exchange that says no).
     cooldown_until: TsNs,
     stats: Stats,
+}
+
+/// f64 copy of the position for per-event estimates.
+#[derive(Debug, Clone, Copy, Default)]
+struct PosF {
+    qty: f64,
+    entry: f64,
+    realized: f64,
 }
 
 /// Pause after an exchange rejection.
@@ -139,6 +149,7 @@ impl Engine {
             flatten_requested: false,
             last_denial: None,
             cooldown_until: i64::MIN,
+            pos_f: PosF::default(),
             stats,
         }
     }
@@ -149,6 +160,7 @@ impl Engine {
             self.entry_rule = p.request.rule.clone();
         }
         self.position = position;
+        self.sync_pos_f();
         self.pending = pending;
         self.seq = self.seq.max(next_seq);
     }
@@ -190,6 +202,26 @@ impl Engine {
     /// Last perp mid as an exact decimal.
     pub fn perp_mid(&self) -> Option<Decimal> {
         self.market.perp.map(|q| (q.bid + q.ask) / Decimal::TWO)
+    }
+
+    /// Realised + unrealised PnL in f64, for the kill switch's fast path only.
+    #[inline]
+    fn pnl_estimate(&self) -> f64 {
+        let p = &self.pos_f;
+        if p.qty == 0.0 {
+            p.realized
+        } else {
+            p.realized + (self.market.perp_mid_f - p.entry) * p.qty
+        }
+    }
+
+    /// Refreshes the f64 copy of the position after it changed.
+    fn sync_pos_f(&mut self) {
+        self.pos_f = PosF {
+            qty: to_f64(self.position.qty),
+            entry: to_f64(self.position.entry_price),
+            realized: to_f64(self.position.realized_pnl),
+        };
     }
 
     /// Unrealised PnL of the open position at the perp mid.
@@ -272,6 +304,14 @@ impl Engine {
         {
             return;
         }
+        // Fast path: in f64, a breach (or any transition) is clearly impossible on this event; the exact check
+        // below runs otherwise. f64 errors here are ~1e-12 relative, far inside the margin `quiet` allows.
+        if !self
+            .risk
+            .may_change(self.now, self.pnl_estimate(), self.position.is_flat())
+        {
+            return;
+        }
         let change = self.risk.on_pnl(
             self.now,
             self.position.realized_pnl,
@@ -301,12 +341,8 @@ impl Engine {
         if self.position.is_flat() {
             return Context::flat();
         }
-        let entry = to_f64(self.position.entry_price);
-        let mid = self
-            .market
-            .perp
-            .map(|q| (to_f64(q.bid) + to_f64(q.ask)) * 0.5)
-            .unwrap_or(f64::NAN);
+        let entry = self.pos_f.entry;
+        let mid = self.market.perp_mid_f;
         let dir = if self.position.qty.is_sign_positive() {
             1.0
         } else {
@@ -373,7 +409,15 @@ impl Engine {
                 return Some((0, None));
             }
         }
-        if exit.take_profit_pct.is_some() || exit.stop_loss_pct.is_some() {
+        // Exact check only near a threshold: `ctx.pnl_pct` (f64) decides quickly when the mid is clearly inside.
+        const NEAR: f64 = 1e-6;
+        let near_tp = exit
+            .take_profit_pct
+            .is_some_and(|tp| ctx.pnl_pct >= to_f64(tp) - NEAR);
+        let near_sl = exit
+            .stop_loss_pct
+            .is_some_and(|sl| ctx.pnl_pct <= -to_f64(sl) + NEAR);
+        if near_tp || near_sl {
             // Exact: the move of the perp mid from the entry price, in percent, in the position's favour.
             if let (Some(mid), false) = (self.perp_mid(), self.position.entry_price.is_zero()) {
                 let dir = if self.position.qty.is_sign_positive() {
@@ -768,6 +812,7 @@ impl Engine {
         self.stats.fills += 1;
         self.position
             .apply_fill(fill.side, fill.qty, fill.price, fill.fee);
+        self.sync_pos_f();
         tracing::info!(
             client_id = %fill.client_id,
             side = fill.side.as_str(),
@@ -821,6 +866,7 @@ impl Engine {
             client_id: None,
             note,
         }));
+        self.sync_pos_f();
         out.push(Action::PositionChanged(self.position.clone()));
     }
 }

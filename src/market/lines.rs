@@ -28,7 +28,6 @@ impl<R: Read> Read for Counting<R> {
 }
 
 /// An opened input: a decompressing (if needed) byte stream plus its size and progress counter.
-
 pub struct Opened {
     pub reader: Box<dyn Read + Send>,
     pub gzip: bool,

@@ -428,24 +428,33 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// The most recently modified sub-folder of `root` that holds a sled database.
+/// The most recently modified state dir (a folder holding a sled database) under `root`, two levels deep
+/// (`state/backtest-…`, `state/local/run-…`).
 fn latest_state_dir(root: &Path) -> Result<PathBuf> {
-    let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
-    let entries = std::fs::read_dir(root)
-        .with_context(|| format!("no state dir given and {} cannot be read", root.display()))?;
-    for e in entries.flatten() {
-        let p = e.path();
-        if !p.join("db").exists() && !p.join("conf").exists() {
-            continue;
-        }
-        let t = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .unwrap_or(std::time::UNIX_EPOCH);
-        if best.as_ref().is_none_or(|(bt, _)| t > *bt) {
-            best = Some((t, p));
+    fn visit(dir: &Path, depth: u32, best: &mut Option<(std::time::SystemTime, PathBuf)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if !p.is_dir() {
+                continue;
+            }
+            if p.join("db").exists() || p.join("conf").exists() {
+                let t = std::fs::metadata(p.join("db"))
+                    .or_else(|_| e.metadata())
+                    .and_then(|m| m.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                if best.as_ref().is_none_or(|(bt, _)| t > *bt) {
+                    *best = Some((t, p));
+                }
+            } else if depth > 0 {
+                visit(&p, depth - 1, best);
+            }
         }
     }
+    let mut best = None;
+    visit(root, 1, &mut best);
     best.map(|(_, p)| p).with_context(|| {
         format!(
             "no state dir given and none found under {}; pass --state DIR",

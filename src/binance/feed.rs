@@ -312,6 +312,9 @@ where
                 if tx.send(E::from(MarketEvent { ts, kind })).await.is_err() {
                     return SessionEnd::ReceiverGone;
                 }
+                // Let the engine (woken into this worker's next slot) handle the event now rather than after a
+                // burst of further frames: this is the frame → decision latency.
+                tokio::task::yield_now().await;
             }
             Ok(Frame::ServerShutdown) => {
                 let _ = ws.close().await;

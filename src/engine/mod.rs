@@ -109,9 +109,33 @@ pub struct Engine {
     last_denial: Option<(usize, &'static str, TsNs)>,
     /// The position in f64 (indicators and fast paths only; money stays in `position`).
     pos_f: PosF,
+    /// The last decision, still to be journalled.
+    deferred: Option<Deferred>,
+    defer_journal: bool,
     /// After a rejection no new order is decided before this time (no hammering an exchange that says no).
     cooldown_until: TsNs,
     stats: Stats,
+}
+
+/// Which values explain a decision in the journal.
+#[derive(Debug, Clone, Copy)]
+enum ValuesOf {
+    /// The series and functions of this rule.
+    Rule(usize),
+    /// A built-in exit: market values plus the position's PnL and age.
+    Exit,
+}
+
+/// A decision whose journal entry is still to be written.
+#[derive(Debug, Clone)]
+struct Deferred {
+    values_of: ValuesOf,
+    ctx: Context,
+    action: &'static str,
+    rule: String,
+    client_id: String,
+    side: Side,
+    qty: Decimal,
 }
 
 /// f64 copy of the position for per-event estimates.
@@ -150,6 +174,8 @@ impl Engine {
             last_denial: None,
             cooldown_until: i64::MIN,
             pos_f: PosF::default(),
+            deferred: None,
+            defer_journal: false,
             stats,
         }
     }
@@ -234,6 +260,13 @@ impl Engine {
 
     /// Handles one event; appends the resulting actions to `out` (which the caller clears and reuses).
     pub fn on_event(&mut self, event: &Event, out: &mut Vec<Action>) {
+        self.handle(event, out);
+        if self.deferred.is_some() && !self.defer_journal {
+            self.flush_journal(out);
+        }
+    }
+
+    fn handle(&mut self, event: &Event, out: &mut Vec<Action>) {
         match event {
             Event::Market(m) => self.on_market(m, out),
             Event::Order(u) => self.on_order_update(u, out),
@@ -561,8 +594,7 @@ impl Engine {
             }
             RiskDecision::Approved => {
                 self.stats.rule_fires[rule] += 1;
-                let values = self.rule_values(Some(rule), ctx);
-                self.submit(request, action_name, values, out);
+                self.submit(request, action_name, ValuesOf::Rule(rule), *ctx, out);
             }
         }
     }
@@ -579,20 +611,14 @@ impl Engine {
         } else {
             Side::Buy
         };
-        let (name, values) = match rule {
+        let (name, values_of) = match rule {
             Some(i) => {
                 self.stats.rule_fires[i] += 1;
-                (
-                    self.strategy.rules[i].name.clone(),
-                    self.rule_values(Some(i), ctx),
-                )
+                (self.strategy.rules[i].name.clone(), ValuesOf::Rule(i))
             }
             None => {
                 self.stats.exit_reasons[reason] += 1;
-                let mut v = self.rule_values(None, ctx);
-                v.push(("pnl_pct".to_string(), ctx.pnl_pct));
-                v.push(("hold_s".to_string(), ctx.hold_s));
-                (EXIT_NAMES[reason].to_string(), v)
+                (EXIT_NAMES[reason].to_string(), ValuesOf::Exit)
             }
         };
         let request = OrderRequest {
@@ -615,13 +641,14 @@ impl Engine {
             perp_ts: self.market.perp_ts,
         };
         match self.risk.check(&request, &rctx) {
-            RiskDecision::Approved => self.submit(request, "exit", values, out),
+            RiskDecision::Approved => self.submit(request, "exit", values_of, *ctx, out),
             RiskDecision::Denied(reason) => {
                 self.stats.denials += 1;
                 if !matches!(self.last_denial, Some((usize::MAX, c, t)) if c == reason.code() && self.now - t < NS_PER_S)
                 {
                     self.last_denial = Some((usize::MAX, reason.code(), self.now));
                     tracing::warn!(reason = %reason, "exit denied by risk");
+                    let values = self.values_of(values_of, ctx);
                     out.push(Action::Journal(JournalEntry {
                         ts: self.now,
                         kind: JournalKind::RiskDenied,
@@ -640,35 +667,73 @@ impl Engine {
     fn submit(
         &mut self,
         mut request: OrderRequest,
-        action: &str,
-        values: Vec<(String, f64)>,
+        action: &'static str,
+        values_of: ValuesOf,
+        ctx: Context,
         out: &mut Vec<Action>,
     ) {
         request.client_id = self.next_client_id();
         self.risk.on_order_sent(self.now);
         self.stats.orders += 1;
-        tracing::info!(
-            rule = %request.rule,
+        let record = OrderRecord::new(request);
+        self.pending = Some(record.clone());
+        // The order first (its intent is stored, then it is sent); its log line and journal entry, with the values
+        // that fired it, follow from `flush_journal` — right away, or after the order is out (live runs).
+        self.deferred = Some(Deferred {
+            values_of,
+            ctx,
             action,
-            side = request.side.as_str(),
-            qty = %request.qty,
-            client_id = %request.client_id,
+            rule: record.request.rule.clone(),
+            client_id: record.request.client_id.clone(),
+            side: record.request.side,
+            qty: record.request.qty,
+        });
+        out.push(Action::Place(record));
+    }
+
+    /// Journals (and logs) the last decision. `on_event` does this itself unless [`Engine::defer_journal`] was
+    /// set, in which case the caller calls this once the order is on its way (before the next event).
+    pub fn flush_journal(&mut self, out: &mut Vec<Action>) {
+        let Some(d) = self.deferred.take() else {
+            return;
+        };
+        let values = self.values_of(d.values_of, &d.ctx);
+        tracing::info!(
+            rule = %d.rule,
+            action = d.action,
+            side = d.side.as_str(),
+            qty = %d.qty,
+            client_id = %d.client_id,
             values = %fmt_values(&values),
             "decision"
         );
         out.push(Action::Journal(JournalEntry {
             ts: self.now,
             kind: JournalKind::Decision,
-            rule: request.rule.clone(),
-            action: action.to_string(),
+            rule: d.rule,
+            action: d.action.to_string(),
             values,
             risk: "approved".into(),
-            client_id: Some(request.client_id.clone()),
+            client_id: Some(d.client_id),
             note: String::new(),
         }));
-        let record = OrderRecord::new(request);
-        self.pending = Some(record.clone());
-        out.push(Action::Place(record));
+    }
+
+    /// Leave decisions' journal entries to [`Engine::flush_journal`] (live runs: the order goes out first).
+    pub fn defer_journal(&mut self, defer: bool) {
+        self.defer_journal = defer;
+    }
+
+    fn values_of(&self, of: ValuesOf, ctx: &Context) -> Vec<(String, f64)> {
+        match of {
+            ValuesOf::Rule(i) => self.rule_values(Some(i), ctx),
+            ValuesOf::Exit => {
+                let mut v = self.rule_values(None, ctx);
+                v.push(("pnl_pct".to_string(), ctx.pnl_pct));
+                v.push(("hold_s".to_string(), ctx.hold_s));
+                v
+            }
+        }
     }
 
     fn check_limit_timeout(&mut self, expired: Option<(String, String)>, out: &mut Vec<Action>) {

@@ -117,9 +117,10 @@ fn warm_up_then_window_edge() {
     assert_eq!(rec.request.rule, "drop");
     assert_eq!(rec.request.decided_ts, 10 * S);
     assert_eq!(rec.request.client_id, "t-1");
-    // The journal entry comes first, with the values that fired the rule.
-    let Action::Journal(j) = &out[0] else {
-        panic!("journal first: {out:?}")
+    // The order comes first, then its journal entry with the values that fired the rule.
+    assert!(matches!(out[0], Action::Place(_)), "{out:?}");
+    let Action::Journal(j) = &out[1] else {
+        panic!("journal after the order: {out:?}")
     };
     assert_eq!(j.kind, JournalKind::Decision);
     assert!(

@@ -321,6 +321,7 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
     })?;
     let mut engine = Engine::new(strategy, engine_config(cfg, &client_id_prefix(now_ms)));
     engine.set_filters(filters);
+    engine.defer_journal(true);
 
     // Reconcile with the exchange before trading.
     let mut actions: Vec<Action> = Vec::with_capacity(16);
@@ -486,6 +487,8 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
                     if router_tx.send(cmd).await.is_err() {
                         tracing::error!("order router stopped");
                     }
+                    // The router sends the request before anything else here is done (journal, logs).
+                    tokio::task::yield_now().await;
                 }
                 Action::Cancel { client_id, symbol } => {
                     let _ = router_tx
@@ -494,6 +497,11 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
                 }
                 _ => {}
             }
+        }
+        // The decision's journal entry, now that its order is on its way.
+        engine.flush_journal(&mut actions);
+        for a in actions.drain(..) {
+            persist(&store, &a)?;
         }
         if let Some(t) = stopping {
             // Done when nothing is in flight (and flat, when flattening) or after a grace period.

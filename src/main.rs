@@ -388,7 +388,7 @@ fn fresh_state_dir(kind: &str, strategy: &str) -> PathBuf {
         .unwrap_or_default();
     let secs = now.as_secs() as i64;
     let (d, t) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, day) = civil_from_days(d);
+    let (y, m, day) = premia::report::text::civil_from_days(d);
     let name: String = strategy
         .chars()
         .map(|c| {
@@ -412,20 +412,6 @@ fn fresh_state_dir(kind: &str, strategy: &str) -> PathBuf {
         i += 1;
     }
     dir
-}
-
-/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// The most recently modified state dir (a folder holding a sled database) under `root`, two levels deep

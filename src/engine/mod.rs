@@ -220,6 +220,21 @@ impl Engine {
             .copied()
             .zip(self.stats.exit_reasons.iter().copied())
     }
+    /// Decisions per rule (file order), then the built-in exits that fired, as `[exit] name`.
+    pub fn rule_counts(&self) -> Vec<(String, u64)> {
+        let rules = self
+            .strategy
+            .rules
+            .iter()
+            .zip(&self.stats.rule_fires)
+            .map(|(r, n)| (r.name.clone(), *n));
+        let exits = self
+            .exit_reason_counts()
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| (format!("[exit] {k}"), n));
+        rules.chain(exits).collect()
+    }
+
     /// The next client-order sequence number (persisted so restarts never reuse an id).
     pub fn next_seq(&self) -> u64 {
         self.seq

@@ -532,19 +532,8 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
     }
     let fills = store.fills()?;
     let es = engine.stats();
-    let mut rule_counts: Vec<(String, u64)> = engine
-        .strategy()
-        .rules
-        .iter()
-        .zip(&es.rule_fires)
-        .map(|(r, n)| (r.name.clone(), *n))
-        .collect();
-    rule_counts.extend(
-        engine
-            .exit_reason_counts()
-            .filter(|(_, n)| *n > 0)
-            .map(|(k, n)| (format!("[exit] {k}"), n)),
-    );
+    let rule_counts = engine.rule_counts();
+
     Ok(LiveSummary {
         state_dir,
         events: es.events,

@@ -12,6 +12,7 @@ pub mod local_exchange;
 pub mod market;
 pub mod model;
 pub mod persist;
+pub mod record;
 pub mod report;
 pub mod risk;
 pub mod signal;

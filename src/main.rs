@@ -34,6 +34,8 @@ enum Command {
     /// Trade live: against the local exchange (the default config: bundled recording, no keys, no network) or a
     /// Binance endpoint (config/testnet.toml, config/demo.toml).
     Run(RunArgs),
+    /// Record both markets' raw websocket frames to files that `backtest` and `exchange` replay.
+    Record(RecordArgs),
     /// Run the local Binance-speaking exchange on its own, replaying a recording.
     Exchange(ExchangeArgs),
     /// Write a synthetic quote CSV (ts_ns,market,bid,ask,bid_qty,ask_qty) for benchmarks.
@@ -94,6 +96,31 @@ struct RunArgs {
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     max_seconds: Option<f64>,
+}
+
+#[derive(Args)]
+struct RecordArgs {
+    /// Folder for the recordings (`spot_<symbol>_<time>.rec.gz`, `usdm_<symbol>_<time>.rec.gz`).
+    #[arg(long, default_value = "data/recordings", value_name = "DIR")]
+    out: PathBuf,
+    /// Perp symbol (default: the config's strategy's symbol).
+    #[arg(long)]
+    symbol: Option<String>,
+    /// Spot streams base (default: the config's feeds.spot_ws_url, else Binance's public mainnet streams).
+    #[arg(long, value_name = "URL")]
+    spot_url: Option<String>,
+    /// USD-M streams base (default: the config's feeds.futures_ws_url, else Binance's public mainnet streams).
+    #[arg(long, value_name = "URL")]
+    futures_url: Option<String>,
+    /// Stop after this many seconds (default: until Ctrl-C).
+    #[arg(long, value_name = "SECONDS")]
+    seconds: Option<f64>,
+    /// Write plain text instead of gzip.
+    #[arg(long)]
+    plain: bool,
+    /// Config file (default: config/default.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -286,6 +313,65 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Err(e) => Err(e.into()),
             }
         }
+        Command::Record(a) => {
+            let config = Config::load(a.config.as_deref())?;
+            setup(Some(&config))?;
+            let (symbol, spot_symbol) = match a.symbol {
+                Some(s) => (s.to_ascii_uppercase(), s.to_ascii_uppercase()),
+                None => {
+                    let s = premia::strategy::load_file(&config.strategy)?;
+                    (s.symbol.clone(), s.spot_symbol.clone())
+                }
+            };
+            let pick = |flag: Option<String>, cfg: &str, public: &str| {
+                flag.or_else(|| Some(cfg.to_string()).filter(|u| !u.is_empty()))
+                    .unwrap_or_else(|| public.to_string())
+            };
+            let opts = premia::record::RecordOptions {
+                spot_ws_url: pick(
+                    a.spot_url,
+                    &config.feeds.spot_ws_url,
+                    "wss://stream.binance.com:9443",
+                ),
+                futures_ws_url: pick(
+                    a.futures_url,
+                    &config.feeds.futures_ws_url,
+                    "wss://fstream.binance.com",
+                ),
+                symbol,
+                spot_symbol,
+                out_dir: a.out,
+                gzip: !a.plain,
+                duration: a
+                    .seconds
+                    .filter(|s| *s > 0.0)
+                    .map(std::time::Duration::from_secs_f64),
+                max_frames: None,
+                shutdown: tokio_util::sync::CancellationToken::new(),
+                clock: None,
+            };
+            let stamp = fresh_stamp();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let summary = runtime.block_on(async {
+                let stop = opts.shutdown.clone();
+                tokio::spawn(async move {
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        stop.cancel();
+                    }
+                });
+                premia::record::record(opts, &stamp).await
+            })?;
+            println!(
+                "recorded {} spot frames to {}\nrecorded {} perp frames to {}",
+                summary.spot_frames,
+                summary.spot_file.display(),
+                summary.perp_frames,
+                summary.perp_file.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Exchange(a) => {
             let config = Config::load(a.config.as_deref())?;
             setup(Some(&config))?;
@@ -381,14 +467,24 @@ fn check(a: CheckArgs) -> Result<ExitCode> {
     }
 }
 
-/// A new folder name under state/ for a run: `state/<kind>-<strategy>-<UTC time>`.
-fn fresh_state_dir(kind: &str, strategy: &str) -> PathBuf {
+/// The current UTC time as `YYYYMMDDTHHMMSSZ`.
+fn fresh_stamp() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let secs = now.as_secs() as i64;
     let (d, t) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, day) = premia::report::text::civil_from_days(d);
+    format!(
+        "{y:04}{m:02}{day:02}T{:02}{:02}{:02}Z",
+        t / 3600,
+        t / 60 % 60,
+        t % 60
+    )
+}
+
+/// A new folder name under state/ for a run: `state/<kind>-<strategy>-<UTC time>`.
+fn fresh_state_dir(kind: &str, strategy: &str) -> PathBuf {
     let name: String = strategy
         .chars()
         .map(|c| {
@@ -399,12 +495,7 @@ fn fresh_state_dir(kind: &str, strategy: &str) -> PathBuf {
             }
         })
         .collect();
-    let base = format!(
-        "{kind}-{name}-{y:04}{m:02}{day:02}T{:02}{:02}{:02}Z",
-        t / 3600,
-        t / 60 % 60,
-        t % 60
-    );
+    let base = format!("{kind}-{name}-{}", fresh_stamp());
     let mut dir = Path::new("state").join(&base);
     let mut i = 2;
     while dir.exists() {

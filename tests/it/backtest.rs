@@ -362,3 +362,20 @@ fn gen_ticks_writes_a_quote_csv_the_backtest_reads() {
     let j: serde_json::Value = serde_json::from_str(ok(&out).trim()).unwrap();
     assert_eq!(j["events"], 20_000);
 }
+
+#[test]
+fn run_without_keys_names_the_variables_and_exits_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_premia"))
+        .args(["run", "--config", "config/testnet.toml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("BINANCE_TESTNET_API_KEY")
+        .env_remove("BINANCE_TESTNET_API_SECRET")
+        .output()
+        .expect("run premia");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("BINANCE_TESTNET_API_KEY") && err.contains("BINANCE_TESTNET_API_SECRET"),
+        "{err}"
+    );
+}

@@ -36,11 +36,18 @@ use premia::binance::wire::decode;
 use premia::market::{MarketKind, Quote};
 use premia::model::{Decimal, OrderRequest, OrderState, OrderType, Side, SymbolFilters, Venue};
 
+/// A Binance sample from tests/fixtures (signature vectors, REST and user-data doc samples; see its README).
 fn fixture(name: &str) -> String {
-    let path = format!(
-        "{}/tests/fixtures/binance/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+    let path = [
+        "signatures",
+        "docs/futures/rest",
+        "docs/futures/ws_user_data",
+    ]
+    .iter()
+    .map(|dir| format!("{root}/{dir}/{name}"))
+    .find(|p| std::path::Path::new(p).exists())
+    .unwrap_or_else(|| panic!("fixture {name} not found under {root}"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

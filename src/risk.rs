@@ -312,7 +312,9 @@ impl Risk {
     /// PnL: false while the day is unchanged and the estimate is clearly away from the limit (or nothing can move).
     #[inline]
     pub fn may_change(&self, now: TsNs, pnl_estimate: f64, flat: bool) -> bool {
-        if now.div_euclid(DAY_NS) != self.day {
+        // The current UTC day is [day * DAY_NS, (day + 1) * DAY_NS): two compares instead of a division.
+        let start = self.day.saturating_mul(DAY_NS);
+        if now < start || now >= start.saturating_add(DAY_NS) {
             return true;
         }
         match self.state {

@@ -22,7 +22,7 @@ use crate::binance::feed::{spawn_feed, Clock, FeedConfig, FeedStatus};
 use crate::binance::rest::{PositionMode, RestClient, RestConfig};
 use crate::binance::sign::Credentials;
 use crate::binance::user_stream::{spawn_user_stream, UserStreamConfig};
-use crate::binance::user_wire::UserEvent;
+use crate::binance::user_wire::{UserEvent, STREAM_CONNECTED};
 use crate::config::{Config, ExchangeMode};
 use crate::engine::{Action, Control, Engine, Event};
 use crate::market::MarketEvent;
@@ -457,6 +457,16 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
                     if p.qty != engine.position().qty && engine.pending().is_none() {
                         tracing::warn!(exchange = %p.qty, local = %engine.position().qty, "ACCOUNT_UPDATE position differs from premia's");
                     }
+                }
+            }
+            Some(Inbound::User(UserEvent::Other(STREAM_CONNECTED))) => {
+                // The stream was (re)connected: anything it missed about the order in flight is asked for.
+                if let Some(p) = engine.pending() {
+                    let cmd = RouterCmd::Query {
+                        client_id: p.request.client_id.clone(),
+                        symbol: p.request.symbol.clone(),
+                    };
+                    let _ = router_tx.send(cmd).await;
                 }
             }
             Some(Inbound::User(other)) => tracing::debug!(event = ?other, "user-data event"),

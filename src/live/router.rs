@@ -27,6 +27,11 @@ pub enum RouterCmd {
         client_id: String,
         symbol: String,
     },
+    /// Ask the exchange where an order stands (after the user-data stream was down and may have missed it).
+    Query {
+        client_id: String,
+        symbol: String,
+    },
 }
 
 /// How often an UNKNOWN order is queried again until the exchange tells.
@@ -62,6 +67,14 @@ pub async fn run_router(
                         }
                         if tx.send(Inbound::Order(update)).await.is_err() {
                             break;
+                        }
+                    }
+                    RouterCmd::Query { client_id, symbol } => {
+                        match rest.query_order(&symbol, &client_id).await {
+                            Ok(u) => {
+                                let _ = tx.send(Inbound::Order(u)).await;
+                            }
+                            Err(e) => tracing::warn!(%client_id, error = %e, "order query failed"),
                         }
                     }
                     RouterCmd::Cancel { client_id, symbol } => {

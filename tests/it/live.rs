@@ -546,3 +546,36 @@ async fn record_writes_frames_a_backtest_reads_back() {
         "merged in time order"
     );
 }
+
+/// The listen key expires mid-run: the user-data stream gets a new key and reconnects, orders in flight are
+/// re-queried, and the books still agree at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trading_survives_an_expired_listen_key() {
+    let ex = exchange(3.0).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(&ex, tmp.path(), ALWAYS_LONG, None, 5_000);
+    let expire = async {
+        let mut tick = tokio::time::interval(Duration::from_millis(5));
+        for _ in 0..4_000 {
+            tick.tick().await;
+            if ex.replay_status().frames_sent > 1_200 {
+                ex.inject(Fault::ExpireListenKey);
+                return true;
+            }
+        }
+        false
+    };
+    let (s, expired) = tokio::join!(
+        run_until_replayed(&ex, cfg, Duration::from_secs(60)),
+        expire
+    );
+    let s = s.expect("run");
+    assert!(expired, "the key was expired mid-replay");
+    assert!(s.fills >= 2, "{s:?}");
+    assert_eq!(s.exchange_position_qty, Some(s.position_qty));
+    let store = state_of(tmp.path());
+    for o in store.orders().unwrap() {
+        assert!(o.state.is_terminal(), "no order left hanging: {o:?}");
+    }
+    ex.shutdown().await;
+}

@@ -198,6 +198,21 @@ fn finish(shared: &Shared, weight: u32, order: bool, r: Result<Response, ApiErro
     with_usage(shared, weight, order, resp)
 }
 
+/// A signed endpoint: its parameters (query + body), the key, signature and timestamp checks, then `f`; usage
+/// headers on every answer, errors included.
+fn signed(
+    s: &Shared,
+    headers: &HeaderMap,
+    q: Option<String>,
+    body: &Bytes,
+    weight: u32,
+    f: impl FnOnce(&Params) -> Result<Response, ApiError>,
+) -> Response {
+    let p = Params::new(q, body);
+    let r = signed_check(s, headers, &p).and_then(|()| f(&p));
+    finish(s, weight, false, r)
+}
+
 pub(crate) async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -382,16 +397,13 @@ pub(crate) async fn query_order(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
-    let p = Params::new(q, &body);
-    let r = (|| -> Result<Response, ApiError> {
-        signed_check(&s, &headers, &p)?;
+    signed(&s, &headers, q, &body, 1, |p| {
         let symbol = p.req("symbol")?;
-        let r = order_ref(&p)?;
+        let r = order_ref(p)?;
         let core = s.core();
         let o = core.account.order(symbol, &r)?;
         Ok(json(&render::order(o, false, true)))
-    })();
-    finish(&s, 1, false, r)
+    })
 }
 
 pub(crate) async fn cancel_order(
@@ -400,18 +412,15 @@ pub(crate) async fn cancel_order(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
-    let p = Params::new(q, &body);
-    let r = (|| -> Result<Response, ApiError> {
-        signed_check(&s, &headers, &p)?;
+    signed(&s, &headers, q, &body, 1, |p| {
         let symbol = p.req("symbol")?;
-        let r = order_ref(&p)?;
+        let r = order_ref(p)?;
         let mut core = s.core();
         let now = s.now();
         let (o, exec) = core.account.cancel(symbol, &r, now)?;
         s.publish(&core, std::slice::from_ref(&exec));
         Ok(json(&render::order(&o, true, false)))
-    })();
-    finish(&s, 1, false, r)
+    })
 }
 
 pub(crate) async fn cancel_all(
@@ -420,9 +429,7 @@ pub(crate) async fn cancel_all(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
-    let p = Params::new(q, &body);
-    let r = (|| -> Result<Response, ApiError> {
-        signed_check(&s, &headers, &p)?;
+    signed(&s, &headers, q, &body, 1, |p| {
         let symbol = p.req("symbol")?;
         let mut core = s.core();
         let now = s.now();
@@ -432,8 +439,7 @@ pub(crate) async fn cancel_all(
             code: 200,
             msg: "The operation of cancel all open order is done.".to_string(),
         }))
-    })();
-    finish(&s, 1, false, r)
+    })
 }
 
 pub(crate) async fn open_orders(
@@ -471,14 +477,11 @@ pub(crate) async fn position_risk_v2(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
-    let p = Params::new(q, &body);
-    let r = (|| -> Result<Response, ApiError> {
-        signed_check(&s, &headers, &p)?;
-        symbol_filter(&s, &p)?;
+    signed(&s, &headers, q, &body, 5, |p| {
+        symbol_filter(&s, p)?;
         let view = s.core().account.position_view();
         Ok(json(&vec![render::position_risk_v2(&view)]))
-    })();
-    finish(&s, 5, false, r)
+    })
 }
 
 pub(crate) async fn position_risk_v3(
@@ -487,10 +490,8 @@ pub(crate) async fn position_risk_v3(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
-    let p = Params::new(q, &body);
-    let r = (|| -> Result<Response, ApiError> {
-        signed_check(&s, &headers, &p)?;
-        symbol_filter(&s, &p)?;
+    signed(&s, &headers, q, &body, 5, |p| {
+        symbol_filter(&s, p)?;
         let view = s.core().account.position_view();
         // v3 lists only symbols with a position or open orders.
         let list = if view.qty.is_zero() && view.open_order_margin.is_zero() {
@@ -499,8 +500,7 @@ pub(crate) async fn position_risk_v3(
             vec![render::position_risk_v3(&view)]
         };
         Ok(json(&list))
-    })();
-    finish(&s, 5, false, r)
+    })
 }
 
 pub(crate) async fn balance(
@@ -509,13 +509,10 @@ pub(crate) async fn balance(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
-    let p = Params::new(q, &body);
-    let r = (|| -> Result<Response, ApiError> {
-        signed_check(&s, &headers, &p)?;
+    signed(&s, &headers, q, &body, 5, |_| {
         let b = s.core().account.balance();
         Ok(json(&vec![render::balance(&b)]))
-    })();
-    finish(&s, 5, false, r)
+    })
 }
 
 pub(crate) async fn account(
@@ -524,16 +521,13 @@ pub(crate) async fn account(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
-    let p = Params::new(q, &body);
-    let r = (|| -> Result<Response, ApiError> {
-        signed_check(&s, &headers, &p)?;
+    signed(&s, &headers, q, &body, 5, |_| {
         let core = s.core();
         Ok(json(&render::account(
             &core.account.balance(),
             &core.account.position_view(),
         )))
-    })();
-    finish(&s, 5, false, r)
+    })
 }
 
 pub(crate) async fn leverage(
@@ -542,9 +536,7 @@ pub(crate) async fn leverage(
     RawQuery(q): RawQuery,
     body: Bytes,
 ) -> Response {
-    let p = Params::new(q, &body);
-    let r = (|| -> Result<Response, ApiError> {
-        signed_check(&s, &headers, &p)?;
+    signed(&s, &headers, q, &body, 1, |p| {
         let symbol = p.req("symbol")?;
         let lev = p
             .int("leverage")?
@@ -556,8 +548,7 @@ pub(crate) async fn leverage(
             max_notional_value: max_notional,
             symbol: symbol.to_string(),
         }))
-    })();
-    finish(&s, 1, false, r)
+    })
 }
 
 pub(crate) async fn position_side(

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
-use crate::model::{SymbolFilters, TsNs, NS_PER_MS};
+use crate::model::{SymbolFilters, TsNs};
 use crate::risk::RiskLimits;
 
 /// The configuration shipped as `config/default.toml`, embedded so `premia run` works with no file at hand.
@@ -199,7 +199,7 @@ impl Reader<'_> {
                 } else {
                     format!("{prefix}.{k}")
                 };
-                let hint = closest(k, known)
+                let hint = crate::strategy::suggest(k, known.iter().copied())
                     .map(|c| format!(" (did you mean `{c}`?)"))
                     .unwrap_or_default();
                 self.problem(
@@ -674,52 +674,15 @@ fn path(sect: &str, key: &str) -> String {
     format!("{sect}.{key}")
 }
 
-/// Parses `500ms`, `30s`, `5m`, `1h`, `1d` into nanoseconds.
+/// Parses `500ms`, `30s`, `5m`, `1h`, `1d` into nanoseconds (the strategy language's duration syntax).
 pub fn parse_duration(s: &str) -> Option<TsNs> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-    let (num, unit) = s.split_at(split);
-    let n = Decimal::from_str(num).ok()?;
-    let mult: i64 = match unit.trim() {
-        "ms" => NS_PER_MS,
-        "s" => crate::model::NS_PER_S,
-        "m" => 60 * crate::model::NS_PER_S,
-        "h" => 3600 * crate::model::NS_PER_S,
-        "d" => 86_400 * crate::model::NS_PER_S,
-        _ => return None,
-    };
-    use rust_decimal::prelude::ToPrimitive;
-    (n * Decimal::from(mult)).trunc().to_i64()
-}
-
-/// The known name closest to `word` (edit distance ≤ 2), for "did you mean" hints.
-pub fn closest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|k| (edit_distance(word, k), *k))
-        .filter(|(d, _)| *d <= 2)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
+    crate::strategy::parse_duration(s).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::NS_PER_MS;
 
     #[test]
     fn embedded_default_is_valid() {

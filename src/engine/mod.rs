@@ -410,10 +410,8 @@ impl Engine {
     /// After each event: exits first when a position is open, else entries in file order; one action at most.
     fn decide(&mut self, out: &mut Vec<Action>) {
         if let Some(p) = &self.pending {
-            self.check_limit_timeout(
-                p.clone_if_expired(self.now, self.strategy.order.limit_timeout_ns),
-                out,
-            );
+            let expired = expired_limit(p, self.now, self.strategy.order.limit_timeout_ns);
+            self.check_limit_timeout(expired, out);
             return;
         }
         if !self.market.ready() || self.now < self.cooldown_until {
@@ -962,19 +960,18 @@ fn state_rank(s: OrderState) -> u8 {
     }
 }
 
-trait LimitTimeout {
-    fn clone_if_expired(&self, now: TsNs, timeout: Option<i64>) -> Option<(String, String)>;
-}
-
-impl LimitTimeout for OrderRecord {
-    /// For a resting limit order older than the timeout: its ids, so the engine can cancel it.
-    fn clone_if_expired(&self, now: TsNs, timeout: Option<i64>) -> Option<(String, String)> {
-        let t = timeout?;
-        (self.request.order_type == OrderType::Limit
-            && matches!(self.state, OrderState::New | OrderState::PartiallyFilled)
-            && now - self.request.decided_ts >= t)
-            .then(|| (self.request.client_id.clone(), self.request.symbol.clone()))
-    }
+/// For a resting limit order older than the timeout: its ids, so the engine can cancel it.
+fn expired_limit(order: &OrderRecord, now: TsNs, timeout: Option<i64>) -> Option<(String, String)> {
+    let t = timeout?;
+    (order.request.order_type == OrderType::Limit
+        && matches!(order.state, OrderState::New | OrderState::PartiallyFilled)
+        && now - order.request.decided_ts >= t)
+        .then(|| {
+            (
+                order.request.client_id.clone(),
+                order.request.symbol.clone(),
+            )
+        })
 }
 
 /// `name=value` pairs for log lines.

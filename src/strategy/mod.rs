@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use crate::model::{Decimal, OrderType, Side};
 
-pub use compile::FUNCTIONS;
+pub use compile::{suggest, FUNCTIONS};
 pub use eval::{Context, Signals, Tri};
 pub use expr::parse_duration;
 

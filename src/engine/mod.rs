@@ -96,8 +96,6 @@ pub struct Engine {
     cfg: EngineConfig,
     risk: Risk,
     position: Position,
-    /// Rule (or exit reason) of the open position's entry.
-    entry_rule: String,
     /// The one order in flight, if any. While it exists no new action is taken.
     pending: Option<OrderRecord>,
     /// Recently finished orders, so late duplicate reports of their fills are recognised.
@@ -164,7 +162,6 @@ impl Engine {
             market: MarketState::new(),
             cfg,
             position,
-            entry_rule: String::new(),
             pending: None,
             recent: VecDeque::with_capacity(RECENT_ORDERS),
             seq: 0,
@@ -180,15 +177,11 @@ impl Engine {
         }
     }
 
-    /// Restores state loaded from the store (restart): the position and the order still in flight.
-    pub fn restore(&mut self, position: Position, pending: Option<OrderRecord>, next_seq: u64) {
-        if let Some(p) = &pending {
-            self.entry_rule = p.request.rule.clone();
-        }
+    /// Restores the position loaded from the store (restart); orders in flight are resolved by reconciliation
+    /// before trading, and client ids stay unique across runs through their run-id prefix.
+    pub fn restore(&mut self, position: Position) {
         self.position = position;
         self.sync_pos_f();
-        self.pending = pending;
-        self.seq = self.seq.max(next_seq);
     }
 
     /// Replaces the exchange filters (live runs read them from exchangeInfo).
@@ -233,11 +226,6 @@ impl Engine {
             .filter(|(_, n)| *n > 0)
             .map(|(k, n)| (format!("[exit] {k}"), n));
         rules.chain(exits).collect()
-    }
-
-    /// The next client-order sequence number (persisted so restarts never reuse an id).
-    pub fn next_seq(&self) -> u64 {
-        self.seq
     }
 
     /// Last perp mid as an exact decimal.
@@ -813,7 +801,6 @@ impl Engine {
             self.book_fill(fill, out);
             if was_flat && !self.position.is_flat() {
                 self.position.opened_ts = Some(rec.request.decided_ts);
-                self.entry_rule = rec.request.rule.clone();
                 if let Some(Action::Filled { position, .. }) = out.last_mut() {
                     position.opened_ts = self.position.opened_ts;
                 }

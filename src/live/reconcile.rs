@@ -37,7 +37,7 @@ pub async fn reconcile(
     let symbol = engine.strategy().symbol.clone();
     // 1. What the store says.
     if let Some(p) = store.positions()?.into_iter().find(|p| p.symbol == symbol) {
-        engine.restore(p, None, 0);
+        engine.restore(p);
     }
     // 2. Orders written (maybe sent) but never seen to finish: ask the exchange by client id.
     for mut rec in store.open_orders()? {

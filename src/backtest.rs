@@ -300,8 +300,10 @@ pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
         }
         last_ts = Some(ev.ts);
         sim.on_market(&ev, &mut updates);
-        for u in updates.drain(..) {
-            engine.on_event(&Event::Order(u), &mut actions);
+        if !updates.is_empty() {
+            for u in updates.drain(..) {
+                engine.on_event(&Event::Order(u), &mut actions);
+            }
         }
         engine.on_event(&Event::Market(ev), &mut actions);
         if !actions.is_empty() {

@@ -486,10 +486,18 @@ const POW10: [f64; 29] = [
 /// several times faster than the general conversion, which this falls back to otherwise.
 #[inline]
 pub fn to_f64(d: Decimal) -> f64 {
-    let m = d.mantissa();
-    let scale = d.scale() as usize;
-    if m.unsigned_abs() < (1u128 << 53) && scale < POW10.len() {
-        (m as i64 as f64) / POW10[scale]
+    // The 96-bit mantissa as three 32-bit words plus the flags (scale, sign): no 128-bit arithmetic.
+    let b = d.serialize();
+    let word = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let (flags, lo, mid, hi) = (word(0), word(4), word(8), word(12));
+    let scale = ((flags >> 16) & 0xFF) as usize;
+    if hi == 0 && mid < (1 << 21) && scale < POW10.len() {
+        let m = ((u64::from(mid) << 32) | u64::from(lo)) as f64 / POW10[scale];
+        if flags & 0x8000_0000 != 0 {
+            -m
+        } else {
+            m
+        }
     } else {
         d.to_f64().unwrap_or(f64::NAN)
     }

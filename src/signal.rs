@@ -108,6 +108,9 @@ pub struct MarketState {
     pub perp_ts: Option<TsNs>,
     /// Last perp mid in f64 (NaN until the first perp quote), for per-event estimates.
     pub perp_mid_f: f64,
+    /// Last bid/ask of each market in f64 (converted once per quote).
+    spot_f: [f64; 2],
+    perp_f: [f64; 2],
     mark_f: [f64; 3],
     has_mark: bool,
 }
@@ -121,6 +124,8 @@ impl MarketState {
     pub fn new() -> Self {
         MarketState {
             mark_f: [f64::NAN; 3],
+            spot_f: [f64::NAN; 2],
+            perp_f: [f64::NAN; 2],
             perp_mid_f: f64::NAN,
             ..Default::default()
         }
@@ -139,21 +144,24 @@ impl MarketState {
     /// Records a quote; returns the new sample when both markets have a quote.
     #[inline]
     pub fn on_quote(&mut self, ts: TsNs, q: &Quote) -> Option<Sample> {
+        let f = [to_f64(q.bid), to_f64(q.ask)];
         match q.venue {
             Venue::Spot => {
                 self.spot = Some(*q);
                 self.spot_ts = Some(ts);
+                self.spot_f = f;
             }
             Venue::Perp => {
                 self.perp = Some(*q);
                 self.perp_ts = Some(ts);
+                self.perp_f = f;
+                self.perp_mid_f = (f[0] + f[1]) * 0.5;
             }
         }
-        if q.venue == Venue::Perp {
-            self.perp_mid_f = (to_f64(q.bid) + to_f64(q.ask)) * 0.5;
+        if !self.ready() {
+            return None;
         }
-        let (s, p) = (self.spot.as_ref()?, self.perp.as_ref()?);
-        let (sb, sa, pb, pa) = (to_f64(s.bid), to_f64(s.ask), to_f64(p.bid), to_f64(p.ask));
+        let ([sb, sa], [pb, pa]) = (self.spot_f, self.perp_f);
         let spot_mid = (sb + sa) * 0.5;
         let perp_mid = self.perp_mid_f;
         let mut values = [f64::NAN; SERIES_COUNT];
@@ -173,6 +181,7 @@ impl MarketState {
     }
 
     /// Both markets have quoted.
+    #[inline]
     pub fn ready(&self) -> bool {
         self.spot.is_some() && self.perp.is_some()
     }

@@ -167,6 +167,24 @@ impl LineReader {
         }
     }
 
+    /// The buffered bytes from the current line's start, if at least 64 are buffered and no over-long line is
+    /// being skipped (a fast path for short lines; see [`LineReader::consume_line`]).
+    #[inline(always)]
+    pub fn peek_buffered(&self) -> Option<&[u8]> {
+        if self.skipping {
+            return None;
+        }
+        self.buf.get(self.start..self.end).filter(|b| b.len() >= 64)
+    }
+
+    /// Consumes a line of `n` bytes including its `\n` from the current position, as seen through
+    /// [`LineReader::peek_buffered`].
+    #[inline(always)]
+    pub fn consume_line(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        self.line_no += 1;
+    }
+
     /// The bytes of a span returned by [`LineReader::next_span`], without the line break.
     #[inline]
     pub fn span(&self, (s, e): (usize, usize)) -> &[u8] {

@@ -47,7 +47,12 @@ fn parse_fast(s: &[u8], len: usize) -> Option<MarketEvent> {
     if !(12..=63).contains(&len) {
         return None;
     }
-    let mut nd = nondigit_mask(s, len);
+    parse_fast_masked(s, len, nondigit_mask(s, len))
+}
+
+/// [`parse_fast`] with the line's non-digit mask already computed (bits past `len` are ignored).
+#[inline(always)]
+fn parse_fast_masked(s: &[u8], len: usize, mut nd: u64) -> Option<MarketEvent> {
     // Keep the line's bytes and mark its end as a terminator.
     nd = (nd & bits(0, len)) | (1u64 << len);
     let c0 = nd.trailing_zeros() as usize;
@@ -110,7 +115,11 @@ fn next_decimal(s: &[u8], len: usize, nd: &mut u64, start: &mut usize) -> Option
     if n == 0 || n > 18 {
         return None;
     }
-    let mant = digits_value(s, a, int_n) * POW10[frac_n] + digits_value(s, int_end + 1, frac_n);
+    let mant = if frac_end - a <= 8 && frac_end >= 8 {
+        short_decimal(s, frac_end, int_n, frac_n, int_end != frac_end)
+    } else {
+        digits_value(s, a, int_n) * POW10[frac_n] + digits_value(s, int_end + 1, frac_n)
+    };
     // < 10^18 < 2^63 and scale <= 18 <= 28: `from_parts` cannot fail.
     Some(Decimal::from_parts(
         mant as u32,
@@ -119,6 +128,33 @@ fn next_decimal(s: &[u8], len: usize, nd: &mut u64, start: &mut usize) -> Option
         false,
         frac_n as u32,
     ))
+}
+
+/// The mantissa of a decimal field of at most 8 bytes (`int_n` digits, a `.` if `dot`, `frac_n` digits) that ends
+/// at `end` (>= 8), in one 8-byte load: the field is loaded right-aligned, the dot (if any) squeezed out, the bytes
+/// before the field zeroed, and the 8 digit bytes converted at once.
+#[inline(always)]
+fn short_decimal(s: &[u8], end: usize, int_n: usize, frac_n: usize, dot: bool) -> u64 {
+    let w = load8(s, end - 8) ^ ASCII_ZEROS;
+    let digits = if dot {
+        // Byte 7 - frac_n is the dot: shift the bytes below it up by one byte over it.
+        let dot = 7 - frac_n;
+        let below = (1u64 << (8 * dot)) - 1;
+        let above = 1u64
+            .checked_shl(8 * (dot as u32 + 1))
+            .map_or(0, |b| !(b - 1));
+        ((w & below) << 8) | (w & above)
+    } else {
+        w
+    };
+    // Keep the n = int_n + frac_n digit bytes at the top; bytes below are before the field.
+    let keep = 8 * (8 - int_n - frac_n);
+    let digits = if keep >= 64 {
+        0
+    } else {
+        digits >> keep << keep
+    };
+    swar8(digits)
 }
 
 /// Bit k set if byte k of the line (k < `len`, at most 64) is not an ASCII digit; bits past `len` are garbage.
@@ -135,6 +171,215 @@ fn nondigit_mask(s: &[u8], len: usize) -> u64 {
         k += 1;
     }
     nd
+}
+
+/// Per-byte masks of a 64-byte block (bit k = byte k): non-digits, `\n`, `,` and `.`, from one pass — the
+/// reader's fast path finds the line break, the fields and the line's shape together instead of scanning the
+/// line several times.
+#[derive(Debug, Clone, Copy)]
+struct BlockMasks {
+    nondigit: u64,
+    newline: u64,
+    comma: u64,
+    dot: u64,
+}
+
+#[inline(always)]
+fn block_masks(block: &[u8; 64]) -> BlockMasks {
+    #[cfg(target_arch = "x86_64")]
+    return masks_sse2(block);
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut m = BlockMasks {
+            nondigit: 0,
+            newline: 0,
+            comma: 0,
+            dot: 0,
+        };
+        for k in 0..8 {
+            let w = load8(block, k * 8);
+            let eq = |c: u8| movemask(zero_bytes(w ^ (u64::from(c) * ONES))) << (8 * k);
+            m.nondigit |= movemask(nondigit_bytes(w)) << (8 * k);
+            m.newline |= eq(b'\n');
+            m.comma |= eq(b',');
+            m.dot |= eq(b'.');
+        }
+        m
+    }
+}
+
+/// 0x80 in every zero byte of `w` (exact: no false positives).
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn zero_bytes(w: u64) -> u64 {
+    !(((w & LOW7).wrapping_add(LOW7)) | w | LOW7)
+}
+
+/// [`block_masks`] with SSE2 (part of the x86_64 baseline), 16 bytes per instruction.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn masks_sse2(block: &[u8; 64]) -> BlockMasks {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_loadu_si128,
+        _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+    };
+    let mut m = BlockMasks {
+        nondigit: 0,
+        newline: 0,
+        comma: 0,
+        dot: 0,
+    };
+    for (k, chunk) in block.chunks_exact(16).enumerate() {
+        // SAFETY: SSE2 is always available on x86_64; `chunk` is 16 readable bytes and `loadu` allows any
+        // alignment.
+        let (d, n, c, p) = unsafe {
+            let v = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
+            let below = _mm_cmplt_epi8(v, _mm_set1_epi8(b'0' as i8));
+            let above = _mm_cmpgt_epi8(v, _mm_set1_epi8(b'9' as i8));
+            (
+                _mm_movemask_epi8(_mm_or_si128(below, above)),
+                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8))),
+                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b',' as i8))),
+                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'.' as i8))),
+            )
+        };
+        let shift = 16 * k;
+        m.nondigit |= u64::from(d as u16) << shift;
+        m.newline |= u64::from(n as u16) << shift;
+        m.comma |= u64::from(c as u16) << shift;
+        m.dot |= u64::from(p as u16) << shift;
+    }
+    m
+}
+
+/// How to convert one decimal field of a known line shape: at most 8 bytes ending at `end` (>= 8), see
+/// [`short_decimal`]; the masks are precomputed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DecField {
+    end: usize,
+    dot: bool,
+    below: u64,
+    above: u64,
+    keep: u32,
+    scale: u32,
+}
+
+impl DecField {
+    fn new(end: usize, int_n: usize, frac_n: usize, dot: bool) -> DecField {
+        let d = 7 - frac_n;
+        DecField {
+            end,
+            dot,
+            below: (1u64 << (8 * d)) - 1,
+            above: 1u64.checked_shl(8 * (d as u32 + 1)).map_or(0, |b| !(b - 1)),
+            keep: 8 * (8 - int_n - frac_n) as u32,
+            scale: frac_n as u32,
+        }
+    }
+
+    #[inline(always)]
+    fn value(&self, s: &[u8]) -> Decimal {
+        let w = load8(s, self.end - 8) ^ ASCII_ZEROS;
+        let digits = if self.dot {
+            ((w & self.below) << 8) | (w & self.above)
+        } else {
+            w
+        };
+        let digits = if self.keep >= 64 {
+            0
+        } else {
+            digits >> self.keep << self.keep
+        };
+        let mant = swar8(digits);
+        Decimal::from_parts(mant as u32, (mant >> 32) as u32, 0, false, self.scale)
+    }
+}
+
+/// The layout of a line — where every separator is and what it is — learnt from a line the fast parser accepted.
+/// Quote files repeat a few layouts (fixed decimals per market), so a line whose non-digit, comma and dot masks
+/// equal a known layout's (and whose market text matches) is converted with no field walking or checks: its
+/// digits are digits and its separators are where the layout has them, which is everything the walk verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    len: usize,
+    nondigit: u64,
+    comma: u64,
+    dot: u64,
+    /// Length of the timestamp.
+    ts_len: usize,
+    venue: Venue,
+    fields: [DecField; 4],
+}
+
+impl Shape {
+    /// The layout of an accepted line (`None` when a field is too long for one 8-byte load).
+    fn learn(len: usize, m: &BlockMasks, venue: Venue) -> Option<Shape> {
+        let line = bits(0, len);
+        let (nondigit, comma, dot) = (m.nondigit & line, m.comma & line, m.dot & line);
+        let ts_len = comma.trailing_zeros() as usize;
+        // Field ends: the 3rd to 5th commas, then the line end.
+        let mut ends = [0usize; 4];
+        let mut c = comma & !bits(0, ts_len + 6);
+        for e in ends.iter_mut().take(3) {
+            *e = c.trailing_zeros() as usize;
+            c &= c.wrapping_sub(1);
+        }
+        ends[3] = len;
+        let mut fields = [DecField::new(8, 0, 0, false); 4];
+        let mut start = ts_len + 6;
+        for (f, &end) in fields.iter_mut().zip(&ends) {
+            if end < 8 || end - start > 8 || end <= start {
+                return None;
+            }
+            let dots = dot & bits(start, end);
+            let (int_n, frac_n, has_dot) = if dots == 0 {
+                (end - start, 0, false)
+            } else {
+                let d = dots.trailing_zeros() as usize;
+                (d - start, end - d - 1, true)
+            };
+            *f = DecField::new(end, int_n, frac_n, has_dot);
+            start = end + 1;
+        }
+        Some(Shape {
+            len,
+            nondigit,
+            comma,
+            dot,
+            ts_len,
+            venue,
+            fields,
+        })
+    }
+
+    #[inline(always)]
+    fn matches(&self, len: usize, m: &BlockMasks) -> bool {
+        let line = bits(0, len);
+        len == self.len
+            && m.nondigit & line == self.nondigit
+            && m.comma & line == self.comma
+            && m.dot & line == self.dot
+    }
+
+    /// Converts a line that [`Shape::matches`] and whose market text was checked.
+    #[inline(always)]
+    fn parse(&self, s: &[u8]) -> Option<MarketEvent> {
+        let ts = digits_value(s, 0, self.ts_len);
+        if ts > i64::MAX as u64 {
+            return None;
+        }
+        let [b, a, bq, aq] = &self.fields;
+        Some(MarketEvent {
+            ts: ts as i64,
+            kind: MarketKind::Quote(Quote {
+                venue: self.venue,
+                bid: b.value(s),
+                ask: a.value(s),
+                bid_qty: bq.value(s),
+                ask_qty: aq.value(s),
+            }),
+        })
+    }
 }
 
 /// [`nondigit_mask`] for a whole 64-byte block, 16 bytes per instruction (SSE2 is part of the x86_64 baseline).
@@ -272,6 +517,13 @@ pub fn describe_error(line: &[u8], e: QuoteLineError) -> String {
 pub struct QuoteCsvSource {
     path: String,
     lines: LineReader,
+    shapes: ShapeCache,
+}
+
+/// The last layout seen for each market (spot, perp).
+#[derive(Default)]
+struct ShapeCache {
+    shapes: [Option<Shape>; 2],
 }
 
 impl QuoteCsvSource {
@@ -279,11 +531,60 @@ impl QuoteCsvSource {
         QuoteCsvSource {
             path: path.to_string(),
             lines,
+            shapes: ShapeCache::default(),
         }
     }
+}
 
+impl ShapeCache {
+    /// A common-shape line at the start of `buf` (at least 64 bytes): through a known layout when it has one,
+    /// else through the field walk (learning its layout). Returns the event and the line's length with its `\n`.
+    #[inline(always)]
+    fn parse(&mut self, buf: &[u8]) -> Option<(MarketEvent, usize)> {
+        let m = block_masks(buf.first_chunk::<64>()?);
+        if m.newline == 0 {
+            return None;
+        }
+        let len = m.newline.trailing_zeros() as usize;
+        if !(12..=63).contains(&len) {
+            return None;
+        }
+        let c0 = (m.comma & bits(0, len)).trailing_zeros() as usize;
+        let slot = match buf.get(c0..c0 + 6)? {
+            b",spot," => 0,
+            b",perp," => 1,
+            _ => return None,
+        };
+        if let Some(shape) = self.shapes.get(slot).copied().flatten() {
+            if shape.matches(len, &m) {
+                return Some((shape.parse(buf)?, len + 1));
+            }
+        }
+        let ev = parse_fast_masked(buf, len, m.nondigit)?;
+        let venue = if slot == 0 { Venue::Spot } else { Venue::Perp };
+        if let Some(s) = self.shapes.get_mut(slot) {
+            *s = Shape::learn(len, &m, venue);
+        }
+        Some((ev, len + 1))
+    }
+}
+
+impl QuoteCsvSource {
     #[inline]
     pub(crate) fn next_event(&mut self) -> Option<Result<MarketEvent, DataError>> {
+        // Fast path: a whole common-shape line inside the next 64 buffered bytes, parsed straight from the buffer.
+        if let Some(buf) = self.lines.peek_buffered() {
+            if let Some((ev, n)) = self.shapes.parse(buf) {
+                self.lines.consume_line(n);
+                return Some(Ok(ev));
+            }
+        }
+        self.next_event_slow()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn next_event_slow(&mut self) -> Option<Result<MarketEvent, DataError>> {
         loop {
             let (no, (buf, len)) = match self.lines.next_line_with_tail() {
                 Ok(Some(l)) => l,
@@ -486,5 +787,72 @@ mod tests {
             }
             assert_eq!(parse_quote_line(line.as_bytes()), general, "{line}");
         }
+    }
+
+    /// Reads `data` through the source (buffered fast path with its layout cache, slow path near the buffer end)
+    /// and returns every item, events rendered with their decimal scale.
+    fn read_all(data: &[u8]) -> Vec<Result<String, String>> {
+        let lines = LineReader::new(Box::new(std::io::Cursor::new(data.to_vec())));
+        let mut src = QuoteCsvSource::new("t.csv", lines);
+        let mut out = Vec::new();
+        while let Some(item) = src.next_event() {
+            out.push(
+                item.map(|ev| format!("{ev:?} {}", ev.to_string_for_test()))
+                    .map_err(|e| e.to_string()),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn layout_cache_agrees_with_the_general_parser() {
+        // Lines that share a layout with the previous line of their market but differ in a separator, a digit
+        // that is not a digit, the market text or the length must not go through the cached layout unchecked.
+        let mut rng = fastrand::Rng::with_seed(99);
+        let alphabet = b"0123456789.,-e spotperpx";
+        let mut data = String::from("ts_ns,market,bid,ask,bid_qty,ask_qty\n");
+        let mut want = Vec::new();
+        for i in 0..40_000u64 {
+            let venue = if i % 2 == 0 { "spot" } else { "perp" };
+            let mut line = format!(
+                "{},{venue},{}.{:02},{}.{:02},{}.{:03},{}.{:05}",
+                1_723_161_600_000_000_000u64 + i * 1_000_003,
+                60_000 + rng.u32(0..2000),
+                rng.u32(0..100),
+                60_000 + rng.u32(0..2000),
+                rng.u32(0..100),
+                rng.u32(0..20),
+                rng.u32(0..1000),
+                rng.u32(0..3),
+                rng.u32(0..100_000),
+            )
+            .into_bytes();
+            if rng.u8(0..10) == 0 {
+                let k = rng.usize(0..line.len());
+                line[k] = alphabet[rng.usize(0..alphabet.len())];
+            }
+            let text = String::from_utf8(line).unwrap();
+            let general = parse_general(text.as_bytes());
+            if text.trim().is_empty() {
+                continue;
+            }
+            want.push(match general {
+                Ok(ev) => Ok(format!("{ev:?} {}", ev.to_string_for_test())),
+                Err(_) => Err(()),
+            });
+            data.push_str(&text);
+            data.push('\n');
+        }
+        let got = read_all(data.as_bytes());
+        assert_eq!(got.len(), want.len());
+        for (k, (g, w)) in got.iter().zip(&want).enumerate() {
+            match (g, w) {
+                (Ok(g), Ok(w)) => assert_eq!(g, w, "line {}", k + 2),
+                (Err(e), Err(())) => assert!(e.starts_with(&format!("t.csv:{}:", k + 2)), "{e}"),
+                _ => panic!("line {}: got {g:?}, want {w:?}", k + 2),
+            }
+        }
+        // The mutations hit both outcomes.
+        assert!(want.iter().filter(|w| w.is_err()).count() > 100);
     }
 }

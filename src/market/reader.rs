@@ -26,6 +26,8 @@ pub struct InputInfo {
     pub gzip: bool,
 }
 
+// One per input file, matched once per event: the quote source's inline layout cache is worth its size.
+#[allow(clippy::large_enum_variant)]
 enum Source {
     Recording(RecordingSource),
     Quote(QuoteCsvSource),

@@ -68,6 +68,61 @@ pub struct Signals {
     latest: [f64; SERIES_COUNT],
     first_ts: Option<TsNs>,
     now: TsNs,
+    /// Every window-function node of the program: `(node, function, buffer)`.
+    win_nodes: Vec<(NodeId, WinFunc, u32)>,
+    /// Every `episodes` node: `(node, slot)`.
+    episode_nodes: Vec<(NodeId, u32)>,
+    /// Every series node: `(node, series index)`.
+    series_nodes: Vec<(NodeId, usize)>,
+    /// The value at `now` of every leaf node that does not depend on the position (numbers, series, window
+    /// functions, episode counts; NaN = undefined), indexed by node id: each computed once per event however many
+    /// rules read it.
+    vals: Vec<f64>,
+    /// Per rule: its conjunction of leaf comparisons when it has that shape (the common one), evaluated straight
+    /// from `vals`; `None` for other shapes, which walk the tree.
+    conj: Vec<Option<Conjunction>>,
+}
+
+/// `leaf <op> leaf` comparisons joined by `and`.
+type Conjunction = Box<[(BinOp, NodeId, NodeId)]>;
+
+/// Flattens `root` into a list of `leaf <op> leaf` comparisons joined by `and`, if it is one; leaves are numbers,
+/// series, window functions and episode counts (not the position's `pnl_pct`/`hold_s`).
+fn conjunction(p: &Program, root: NodeId) -> Option<Conjunction> {
+    fn is_leaf(p: &Program, id: NodeId) -> bool {
+        matches!(
+            p.nodes.get(id as usize),
+            Some(Node::Num(_) | Node::Series(_) | Node::Win { .. } | Node::Episodes { .. })
+        )
+    }
+    fn walk(p: &Program, id: NodeId, out: &mut Vec<(BinOp, NodeId, NodeId)>) -> bool {
+        match p.nodes.get(id as usize) {
+            Some(&Node::And(a, b)) => walk(p, a, out) && walk(p, b, out),
+            Some(&Node::Cmp(op, a, b)) if is_leaf(p, a) && is_leaf(p, b) => {
+                out.push((op, a, b));
+                true
+            }
+            _ => false,
+        }
+    }
+    let mut out = Vec::new();
+    walk(p, root, &mut out).then(|| out.into_boxed_slice())
+}
+
+#[inline(always)]
+fn compare(op: BinOp, x: f64, y: f64) -> Option<bool> {
+    if x.is_nan() || y.is_nan() {
+        return None;
+    }
+    Some(match op {
+        BinOp::Lt => x < y,
+        BinOp::Le => x <= y,
+        BinOp::Gt => x > y,
+        BinOp::Ge => x >= y,
+        BinOp::Eq => x == y,
+        BinOp::Ne => x != y,
+        _ => return None,
+    })
 }
 
 impl Signals {
@@ -83,6 +138,46 @@ impl Signals {
             .iter()
             .map(|e| EdgeWindow::new(e.len_ns))
             .collect();
+        let win_nodes: Vec<(NodeId, WinFunc, u32)> = program
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(id, n)| match *n {
+                Node::Win { func, buf } => Some((id as NodeId, func, buf)),
+                _ => None,
+            })
+            .collect();
+        let episode_nodes = program
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(id, n)| match *n {
+                Node::Episodes { slot } => Some((id as NodeId, slot)),
+                _ => None,
+            })
+            .collect();
+        let series_nodes = program
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(id, n)| match *n {
+                Node::Series(s) => Some((id as NodeId, s as usize)),
+                _ => None,
+            })
+            .collect();
+        let vals = program
+            .nodes
+            .iter()
+            .map(|n| match *n {
+                Node::Num(v) => v,
+                _ => f64::NAN,
+            })
+            .collect();
+        let conj = program
+            .rules
+            .iter()
+            .map(|r| conjunction(&program, r.root))
+            .collect();
         Signals {
             program,
             windows,
@@ -90,6 +185,11 @@ impl Signals {
             latest: [f64::NAN; SERIES_COUNT],
             first_ts: None,
             now: TsNs::MIN,
+            win_nodes,
+            episode_nodes,
+            series_nodes,
+            vals,
+            conj,
         }
     }
 
@@ -108,6 +208,12 @@ impl Signals {
         if now < self.now {
             return;
         }
+        self.advance_windows(now);
+        self.refresh();
+    }
+
+    #[inline]
+    fn advance_windows(&mut self, now: TsNs) {
         self.now = now;
         for w in &mut self.windows {
             w.advance(now);
@@ -117,20 +223,60 @@ impl Signals {
         }
     }
 
+    /// Recomputes every window function and episode count at `now`.
+    #[inline]
+    fn refresh(&mut self) {
+        self.refresh_windows();
+        self.refresh_episodes();
+    }
+
+    #[inline]
+    fn refresh_windows(&mut self) {
+        for &(id, func, buf) in &self.win_nodes {
+            let v = match self.windows.get(buf as usize) {
+                Some(w) => win_value(w, func, self.first_ts, self.now),
+                None => f64::NAN,
+            };
+            if let Some(slot) = self.vals.get_mut(id as usize) {
+                *slot = v;
+            }
+        }
+    }
+
+    #[inline]
+    fn refresh_episodes(&mut self) {
+        for &(id, e) in &self.episode_nodes {
+            let v = match self.episodes.get(e as usize) {
+                Some(e) if warm(self.first_ts, e.len_ns(), self.now) => e.count() as f64,
+                _ => f64::NAN,
+            };
+            if let Some(slot) = self.vals.get_mut(id as usize) {
+                *slot = v;
+            }
+        }
+    }
+
     /// Takes a sample: advances to its time, pushes it into every window, then updates every episode condition
     /// (inner-most first) with `now` = the sample's time. A sample older than the current time is taken at the
     /// current time (windows stay ordered).
     pub fn on_sample(&mut self, sample: &Sample) {
         let ts = sample.ts.max(self.now);
-        self.advance(ts);
+        self.advance_windows(ts);
         if self.first_ts.is_none() {
             self.first_ts = Some(ts);
         }
         self.latest = sample.values;
-        let program = &*self.program;
-        for (w, spec) in self.windows.iter_mut().zip(&program.buffers) {
+        for &(id, s) in &self.series_nodes {
+            if let (Some(slot), Some(&v)) = (self.vals.get_mut(id as usize), sample.values.get(s)) {
+                *slot = if v.is_finite() { v } else { f64::NAN };
+            }
+        }
+        for (w, spec) in self.windows.iter_mut().zip(&self.program.buffers) {
             w.push(ts, sample.get(spec.series));
         }
+        // Window values first: episode conditions read them; episode counts after their update below.
+        self.refresh_windows();
+        let program = &*self.program;
         let flat = Context::flat();
         for i in 0..self.episodes.len() {
             let Some(spec) = program.episodes.get(i) else {
@@ -141,10 +287,24 @@ impl Signals {
                 e.update(ts, is_true);
             }
         }
+        if !self.episode_nodes.is_empty() {
+            self.refresh_episodes();
+        }
     }
 
     /// Whether rule `rule` fires at `now` (undefined counts as false). Call `advance(now)` first.
+    #[inline]
     pub fn eval_rule(&self, _strategy: &Strategy, rule: usize, now: TsNs, ctx: &Context) -> bool {
+        if now == self.now {
+            if let Some(Some(conj)) = self.conj.get(rule) {
+                // `a and b and …` is true only when every comparison is (Kleene): stop at the first that is not.
+                return conj.iter().all(|&(op, a, b)| {
+                    let x = self.vals.get(a as usize).copied().unwrap_or(f64::NAN);
+                    let y = self.vals.get(b as usize).copied().unwrap_or(f64::NAN);
+                    compare(op, x, y) == Some(true)
+                });
+            }
+        }
         self.rule_truth(rule, now, ctx) == Tri::True
     }
 
@@ -174,8 +334,7 @@ impl Signals {
     }
 
     fn warm(&self, len_ns: i64, now: TsNs) -> bool {
-        self.first_ts
-            .is_some_and(|first| now.saturating_sub(first) >= len_ns)
+        warm(self.first_ts, len_ns, now)
     }
 
     fn num(&self, p: &Program, id: NodeId, now: TsNs, ctx: &Context) -> f64 {
@@ -195,19 +354,12 @@ impl Signals {
             Node::PnlPct => ctx.pnl_pct,
             Node::HoldS => ctx.hold_s,
             Node::Win { func, buf } => {
-                let Some(w) = self.windows.get(buf as usize) else {
-                    return f64::NAN;
-                };
-                if !self.warm(w.len_ns(), now) {
-                    return f64::NAN;
+                if now == self.now {
+                    return self.vals.get(id as usize).copied().unwrap_or(f64::NAN);
                 }
-                match func {
-                    WinFunc::Change => w.change(),
-                    WinFunc::ChangePct => w.change_pct(),
-                    WinFunc::Mean => w.mean(),
-                    WinFunc::Min => w.min(),
-                    WinFunc::Max => w.max(),
-                    WinFunc::ZScore => w.zscore(),
+                match self.windows.get(buf as usize) {
+                    Some(w) => win_value(w, func, self.first_ts, now),
+                    None => f64::NAN,
                 }
             }
             Node::Episodes { slot } => match self.episodes.get(slot as usize) {
@@ -248,23 +400,10 @@ impl Signals {
             Node::Bool(true) => Tri::True,
             Node::Bool(false) => Tri::False,
             Node::Cmp(op, a, b) => {
-                let (x, y) = (self.num(p, a, now, ctx), self.num(p, b, now, ctx));
-                if x.is_nan() || y.is_nan() {
-                    return Tri::Unknown;
-                }
-                let r = match op {
-                    BinOp::Lt => x < y,
-                    BinOp::Le => x <= y,
-                    BinOp::Gt => x > y,
-                    BinOp::Ge => x >= y,
-                    BinOp::Eq => x == y,
-                    BinOp::Ne => x != y,
-                    _ => return Tri::Unknown,
-                };
-                if r {
-                    Tri::True
-                } else {
-                    Tri::False
+                match compare(op, self.num(p, a, now, ctx), self.num(p, b, now, ctx)) {
+                    Some(true) => Tri::True,
+                    Some(false) => Tri::False,
+                    None => Tri::Unknown,
                 }
             }
             Node::And(a, b) => match self.truth(p, a, now, ctx) {
@@ -286,5 +425,89 @@ impl Signals {
             Node::Not(a) => self.truth(p, a, now, ctx).not(),
             _ => Tri::Unknown,
         }
+    }
+}
+
+/// A window of length `len_ns` is defined once `now - first sample >= W`.
+#[inline]
+fn warm(first_ts: Option<TsNs>, len_ns: i64, now: TsNs) -> bool {
+    first_ts.is_some_and(|first| now.saturating_sub(first) >= len_ns)
+}
+
+/// The value of `func` over `w` at `now` (NaN until the window is warm).
+#[inline(always)]
+fn win_value(w: &Window, func: WinFunc, first_ts: Option<TsNs>, now: TsNs) -> f64 {
+    if !warm(first_ts, w.len_ns(), now) {
+        return f64::NAN;
+    }
+    match func {
+        WinFunc::Change => w.change(),
+        WinFunc::ChangePct => w.change_pct(),
+        WinFunc::Mean => w.mean(),
+        WinFunc::Min => w.min(),
+        WinFunc::Max => w.max(),
+        WinFunc::ZScore => w.zscore(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signal::SeriesId;
+
+    const S: i64 = 1_000_000_000;
+
+    fn strategy(rules: &[&str]) -> Strategy {
+        let mut src = String::from("name = \"t\"\nsymbol = \"BTCUSDT\"\n");
+        for (i, r) in rules.iter().enumerate() {
+            src.push_str(&format!(
+                "[[rule]]\nname = \"r{i}\"\nwhen = \"{r}\"\naction = \"enter_long\"\n"
+            ));
+        }
+        src.push_str("[exit]\nmax_hold = \"60s\"\n[order]\nquantity = \"0.01\"\n");
+        crate::strategy::parse_str(&src, "t.toml").unwrap()
+    }
+
+    /// The flat conjunction path and the tree walk agree at every sample, including warm-up (undefined values)
+    /// and shared window functions.
+    #[test]
+    fn conjunctions_agree_with_the_tree_walk() {
+        let rules = [
+            "change_pct(perp_mid, 5s) <= -0.01 and change(premium_bps, 5s) >= 0.5",
+            "change(premium_bps, 5s) >= 0.5 and perp_mid > 100 and 1 < 2",
+            "episodes(premium_bps > 1, 10s) >= 1 and mean(premium_bps, 3s) != 0",
+            "zscore(perp_mid, 4s) > 1 and max(spot_mid, 2s) >= min(spot_mid, 2s)",
+            "change(perp_mid, 2s) < 0 or premium_bps > 2",
+            "not (perp_mid < 100)",
+        ];
+        let st = strategy(&rules);
+        let mut sig = Signals::new(&st);
+        assert!(sig.conj[0].is_some() && sig.conj[1].is_some() && sig.conj[3].is_some());
+        assert!(sig.conj[4].is_none() && sig.conj[5].is_none());
+        let mut rng = fastrand::Rng::with_seed(5);
+        let (mut spot, mut perp) = (100.0f64, 100.0f64);
+        let mut fired = [0usize; 6];
+        for t in 0..5_000i64 {
+            spot += rng.f64() - 0.5;
+            perp += rng.f64() - 0.5;
+            let mut values = [f64::NAN; crate::signal::SERIES_COUNT];
+            values[SeriesId::SpotMid as usize] = spot;
+            values[SeriesId::PerpMid as usize] = perp;
+            values[SeriesId::PremiumBps as usize] = (spot - perp) / perp * 10_000.0;
+            let ts = t * S / 10;
+            sig.on_sample(&Sample { ts, values });
+            let ctx = Context::flat();
+            for (i, f) in fired.iter_mut().enumerate() {
+                let fast = sig.eval_rule(&st, i, ts, &ctx);
+                assert_eq!(
+                    fast,
+                    sig.rule_truth(i, ts, &ctx) == Tri::True,
+                    "rule {i} at {t}"
+                );
+                *f += usize::from(fast);
+            }
+        }
+        // Every rule both fired and did not at some point: the comparison was not vacuous.
+        assert!(fired.iter().all(|&n| n > 0 && n < 5_000), "{fired:?}");
     }
 }

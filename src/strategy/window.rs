@@ -16,12 +16,90 @@ pub struct Needs {
     pub max: bool,
 }
 
+/// A FIFO of `(ts, value)` in a power-of-two ring: front/back/push/pop are a mask and an index, no wrap-around
+/// arithmetic beyond that; it doubles when full and never shrinks (no allocation per event once grown).
+#[derive(Debug, Clone)]
+struct Ring {
+    buf: Vec<(TsNs, f64)>,
+    head: usize,
+    len: usize,
+}
+
+impl Ring {
+    fn new() -> Ring {
+        Ring {
+            buf: vec![(0, 0.0); 16],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn mask(&self) -> usize {
+        self.buf.len() - 1
+    }
+
+    #[inline(always)]
+    fn front(&self) -> Option<(TsNs, f64)> {
+        if self.len == 0 {
+            return None;
+        }
+        self.buf.get(self.head).copied()
+    }
+
+    #[inline(always)]
+    fn back(&self) -> Option<(TsNs, f64)> {
+        if self.len == 0 {
+            return None;
+        }
+        self.buf
+            .get((self.head + self.len - 1) & self.mask())
+            .copied()
+    }
+
+    #[inline(always)]
+    fn pop_front(&mut self) {
+        if self.len > 0 {
+            self.head = (self.head + 1) & self.mask();
+            self.len -= 1;
+        }
+    }
+
+    #[inline(always)]
+    fn push_back(&mut self, item: (TsNs, f64)) {
+        if self.len == self.buf.len() {
+            self.grow();
+        }
+        let i = (self.head + self.len) & self.mask();
+        if let Some(slot) = self.buf.get_mut(i) {
+            *slot = item;
+        }
+        self.len += 1;
+    }
+
+    #[cold]
+    fn grow(&mut self) {
+        let mut next = Vec::with_capacity(self.buf.len() * 2);
+        next.extend(self.iter());
+        next.resize(self.buf.len() * 2, (0, 0.0));
+        self.buf = next;
+        self.head = 0;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (TsNs, f64)> + '_ {
+        let mask = self.mask();
+        (0..self.len).filter_map(move |k| self.buf.get((self.head + k) & mask).copied())
+    }
+}
+
 /// One (series, W) buffer shared by every function that reads it.
 #[derive(Debug, Clone)]
 pub struct Window {
     len_ns: i64,
     needs: Needs,
-    samples: VecDeque<(TsNs, f64)>,
+    /// No running statistics needed (only first/last): the common `change`/`change_pct` case.
+    plain: bool,
+    samples: Ring,
     /// Samples in `samples` whose value is undefined.
     undefined: usize,
     /// Running sums of (v - shift) and (v - shift)² over the defined samples; the shift keeps them small.
@@ -42,7 +120,8 @@ impl Window {
         Window {
             len_ns,
             needs,
-            samples: VecDeque::new(),
+            plain: needs == Needs::default(),
+            samples: Ring::new(),
             undefined: 0,
             shift: 0.0,
             sum: 0.0,
@@ -59,22 +138,26 @@ impl Window {
 
     /// Number of samples currently in the window.
     pub fn len(&self) -> usize {
-        self.samples.len()
+        self.samples.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.samples.is_empty()
+        self.samples.len == 0
     }
 
     /// Drops samples older than `now - W`.
+    #[inline]
     pub fn advance(&mut self, now: TsNs) {
         let cutoff = now.saturating_sub(self.len_ns);
-        while let Some(&(ts, v)) = self.samples.front() {
+        while let Some((ts, v)) = self.samples.front() {
             if ts >= cutoff {
                 break;
             }
             self.samples.pop_front();
             self.remove(v);
+        }
+        if self.plain {
+            return;
         }
         if self.needs.min {
             while self.min_q.front().is_some_and(|&(ts, _)| ts < cutoff) {
@@ -86,18 +169,21 @@ impl Window {
                 self.max_q.pop_front();
             }
         }
-        if self.needs.sums && self.removed_since_recompute >= RECOMPUTE_MIN.max(self.samples.len())
-        {
+        if self.needs.sums && self.removed_since_recompute >= RECOMPUTE_MIN.max(self.samples.len) {
             self.recompute();
         }
     }
 
     /// Appends a sample (timestamps must not decrease; the caller prunes with [`Window::advance`]).
+    #[inline]
     pub fn push(&mut self, ts: TsNs, v: f64) {
         let v = if v.is_finite() { v } else { f64::NAN };
         self.samples.push_back((ts, v));
         if v.is_nan() {
             self.undefined += 1;
+            return;
+        }
+        if self.plain {
             return;
         }
         if self.needs.sums {
@@ -125,9 +211,10 @@ impl Window {
     }
 
     fn defined(&self) -> usize {
-        self.samples.len() - self.undefined
+        self.samples.len - self.undefined
     }
 
+    #[inline(always)]
     fn remove(&mut self, v: f64) {
         if v.is_nan() {
             self.undefined = self.undefined.saturating_sub(1);
@@ -152,11 +239,11 @@ impl Window {
         self.shift = self
             .samples
             .iter()
-            .map(|&(_, v)| v)
+            .map(|(_, v)| v)
             .find(|v| !v.is_nan())
             .unwrap_or(0.0);
         let (mut s, mut sq) = (0.0, 0.0);
-        for &(_, v) in &self.samples {
+        for (_, v) in self.samples.iter() {
             if !v.is_nan() {
                 let d = v - self.shift;
                 s += d;
@@ -169,12 +256,12 @@ impl Window {
 
     /// Value of the oldest sample in the window (NaN if empty).
     pub fn first(&self) -> f64 {
-        self.samples.front().map_or(f64::NAN, |&(_, v)| v)
+        self.samples.front().map_or(f64::NAN, |(_, v)| v)
     }
 
     /// Value of the newest sample in the window (NaN if empty).
     pub fn last(&self) -> f64 {
-        self.samples.back().map_or(f64::NAN, |&(_, v)| v)
+        self.samples.back().map_or(f64::NAN, |(_, v)| v)
     }
 
     /// `last - first`.
@@ -192,19 +279,19 @@ impl Window {
     }
 
     fn all_defined(&self) -> bool {
-        !self.samples.is_empty() && self.undefined == 0
+        self.samples.len > 0 && self.undefined == 0
     }
 
     pub fn mean(&self) -> f64 {
         if !self.all_defined() {
             return f64::NAN;
         }
-        self.shift + self.sum / self.samples.len() as f64
+        self.shift + self.sum / self.samples.len as f64
     }
 
     /// Population variance and the mean square deviation from the shift (for the zero test).
     fn variance(&self) -> (f64, f64) {
-        let n = self.samples.len() as f64;
+        let n = self.samples.len as f64;
         let m = self.sum / n;
         let msq = self.sum_sq / n;
         ((msq - m * m).max(0.0), msq)
@@ -212,7 +299,7 @@ impl Window {
 
     /// `(last - mean) / population stddev`; undefined with fewer than 2 samples or zero deviation.
     pub fn zscore(&self) -> f64 {
-        if !self.all_defined() || self.samples.len() < 2 {
+        if !self.all_defined() || self.samples.len < 2 {
             return f64::NAN;
         }
         let (var, msq) = self.variance();

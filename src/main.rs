@@ -301,7 +301,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if config.strategy.as_os_str().is_empty() {
                 anyhow::bail!("the config names no strategy");
             }
-            let runtime = tokio::runtime::Builder::new_multi_thread()
+            // The bot's tasks (feeds → engine → router, the user-data stream, the HTTP connections) share one thread:
+            // a frame's way to an order request is then a few task switches, never a wake-up of another worker
+            // (the embedded local exchange runs on a thread of its own). The fsyncs run on blocking threads.
+            let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             let opts = premia::live::LiveOptions {
@@ -314,7 +317,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 shutdown: tokio_util::sync::CancellationToken::new(),
                 clock: None,
             };
-            match runtime.block_on(premia::live::run(opts)) {
+            // A task, not the block_on future itself: woken tasks run in turn, without waiting for the scheduler to
+            // drain its queue and poll the I/O driver first.
+            let run = runtime.block_on(async { tokio::spawn(premia::live::run(opts)).await });
+            let run = run.map_err(|e| anyhow::anyhow!("the trader's task failed: {e}"))?;
+            match run {
                 Ok(summary) => {
                     print!("{}", summary.render_text());
                     Ok(ExitCode::SUCCESS)

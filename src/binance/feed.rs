@@ -1,6 +1,8 @@
 //! Market-data feed task for one market (spot or perp): combined-stream websocket with ping/pong, jittered
 //! reconnects, silence detection and the 24 h cut; every frame stamped with a local receive time and turned into
-//! [`MarketEvent`]s for the engine channel (plus an optional raw tap for recording).
+//! [`MarketEvent`]s for the engine channel (plus an optional raw tap for recording). Each event also carries the
+//! monotonic instant its frame came off the websocket, taken before parsing (see [`Received`]), for the in-bot
+//! latency histogram.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -122,17 +124,25 @@ pub enum FeedStatus {
     },
 }
 
+/// A market event and the monotonic instant its websocket frame was received: taken as soon as the frame comes
+/// off the socket, before it is parsed (the start of the frame → order latency).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    pub event: MarketEvent,
+    pub at: std::time::Instant,
+}
+
 /// What a feed sends when the caller has no channel type of its own (the engine's event type only needs
-/// `From<MarketEvent> + From<FeedStatus>`).
+/// `From<Received> + From<FeedStatus>`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum FeedEvent {
     Market(MarketEvent),
     Status(FeedStatus),
 }
 
-impl From<MarketEvent> for FeedEvent {
-    fn from(e: MarketEvent) -> Self {
-        FeedEvent::Market(e)
+impl From<Received> for FeedEvent {
+    fn from(r: Received) -> Self {
+        FeedEvent::Market(r.event)
     }
 }
 
@@ -163,7 +173,7 @@ pub fn spawn_feed<E>(
     cancel: CancellationToken,
 ) -> JoinHandle<()>
 where
-    E: From<MarketEvent> + From<FeedStatus> + Send + 'static,
+    E: From<Received> + From<FeedStatus> + Send + 'static,
 {
     tokio::spawn(run_feed(cfg, clock, tx, raw_tap, cancel))
 }
@@ -176,7 +186,7 @@ pub async fn run_feed<E>(
     mut raw_tap: Option<mpsc::Sender<RawFrame>>,
     cancel: CancellationToken,
 ) where
-    E: From<MarketEvent> + From<FeedStatus> + Send + 'static,
+    E: From<Received> + From<FeedStatus> + Send + 'static,
 {
     let url = cfg.url();
     let venue = cfg.venue;
@@ -242,7 +252,7 @@ async fn session<E, S>(
     cancel: &CancellationToken,
 ) -> SessionEnd
 where
-    E: From<MarketEvent> + From<FeedStatus> + Send + 'static,
+    E: From<Received> + From<FeedStatus> + Send + 'static,
     S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
         + futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error>
         + Unpin,
@@ -295,9 +305,10 @@ where
             Some(Ok(Message::Text(t))) => t,
             Some(Ok(_)) => continue,
         };
+        // The frame is in: this instant starts the frame → order latency (parsing counts).
+        let received = std::time::Instant::now();
         let ts = clock();
         had_data = true;
-        silence.as_mut().reset(Instant::now() + cfg.silence_timeout);
         if let Some(tap) = raw_tap {
             if tap.send((ts, text.as_str().to_owned())).await.is_err() {
                 tracing::warn!(
@@ -309,7 +320,15 @@ where
         }
         match parse_frame(text.as_str(), venue) {
             Ok(Frame::Market(kind)) => {
-                if tx.send(E::from(MarketEvent { ts, kind })).await.is_err() {
+                let event = MarketEvent { ts, kind };
+                if tx
+                    .send(E::from(Received {
+                        event,
+                        at: received,
+                    }))
+                    .await
+                    .is_err()
+                {
                     return SessionEnd::ReceiverGone;
                 }
                 // Let the engine (woken into this worker's next slot) handle the event now rather than after a
@@ -331,5 +350,7 @@ where
                 }
             }
         }
+        // After the event is on its way: re-arming the timer is not part of the frame → order path.
+        silence.as_mut().reset(Instant::now() + cfg.silence_timeout);
     }
 }

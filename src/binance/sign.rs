@@ -21,6 +21,25 @@ pub fn sign(secret: &str, payload: &str) -> String {
     hex::encode(mac(secret, payload).finalize().into_bytes())
 }
 
+/// A lowercase-hex HMAC-SHA256 signature held inline (signing an order allocates nothing).
+#[derive(Clone, Copy)]
+pub struct HexSignature([u8; 64]);
+
+impl HexSignature {
+    pub fn as_str(&self) -> &str {
+        // Hex digits are ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+/// [`sign`] without allocating.
+pub fn sign_hex(secret: &str, payload: &str) -> HexSignature {
+    let mut out = [0u8; 64];
+    // 32 bytes always fit 64 hex digits.
+    let _ = hex::encode_to_slice(mac(secret, payload).finalize().into_bytes(), &mut out);
+    HexSignature(out)
+}
+
 /// Checks a hex signature in constant time (for the local exchange). Case-insensitive, as Binance's is.
 pub fn verify(secret: &str, payload: &str, signature_hex: &str) -> bool {
     match hex::decode(signature_hex.to_ascii_lowercase()) {
@@ -39,17 +58,29 @@ fn mac(secret: &str, payload: &str) -> HmacSha256 {
 }
 
 /// An API key pair. `Debug` and `Display` show neither part.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Credentials {
     api_key: String,
     secret: String,
+    /// HMAC state keyed with the secret, cloned per signature (the key is not hashed again for every request).
+    keyed: HmacSha256,
 }
+
+impl PartialEq for Credentials {
+    fn eq(&self, other: &Self) -> bool {
+        self.api_key == other.api_key && self.secret == other.secret
+    }
+}
+
+impl Eq for Credentials {}
 
 impl Credentials {
     pub fn new(api_key: impl Into<String>, secret: impl Into<String>) -> Self {
+        let secret = secret.into();
         Credentials {
             api_key: api_key.into(),
-            secret: secret.into(),
+            keyed: mac(&secret, ""),
+            secret,
         }
     }
 
@@ -81,6 +112,15 @@ impl Credentials {
     /// Signs `payload` with the secret.
     pub fn sign(&self, payload: &str) -> String {
         sign(&self.secret, payload)
+    }
+
+    /// Signs `payload` with the secret, without allocating.
+    pub fn sign_hex(&self, payload: &str) -> HexSignature {
+        let mut m = self.keyed.clone();
+        m.update(payload.as_bytes());
+        let mut out = [0u8; 64];
+        let _ = hex::encode_to_slice(m.finalize().into_bytes(), &mut out);
+        HexSignature(out)
     }
 
     /// Verifies a signature made with this pair's secret.
@@ -142,6 +182,14 @@ mod tests {
         let mut q = String::new();
         push_param(&mut q, "x", "a b&c=d/e:f");
         assert_eq!(q, "x=a%20b%26c%3Dd%2Fe%3Af");
+    }
+
+    #[test]
+    fn sign_hex_matches_sign() {
+        assert_eq!(sign_hex("k", "a=1&b=2").as_str(), sign("k", "a=1&b=2"));
+        let c = Credentials::new("key", "k");
+        assert_eq!(c.sign_hex("a=1&b=2").as_str(), sign("k", "a=1&b=2"));
+        assert_eq!(c.sign_hex("a=1&b=2").as_str(), c.sign("a=1&b=2"));
     }
 
     #[test]

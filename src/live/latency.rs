@@ -1,5 +1,6 @@
-//! Frame-received → order-request-written latency inside the bot, as a histogram (HdrHistogram, µs resolution
-//! down to 0.1 µs).
+//! Frame-received → order-request-written latency inside the bot, as a histogram (HdrHistogram, 3 significant
+//! digits from 1 ns). It starts when the feed task gets the websocket frame (before parsing) and ends just before
+//! the signed order request is handed to the HTTP client; the network is not in it.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,13 +19,17 @@ impl Default for Latency {
     }
 }
 
-/// The two latency figures of a live run.
+/// The latency figures of a live run.
 #[derive(Clone, Default)]
 pub struct Latencies {
-    /// Frame received → order request written, including the intent's write (and fsync) to the store.
+    /// Frame received → order request written: everything in the bot, including the intent's store write (and its
+    /// fsync when `storage.sync_intents`).
     pub total: Latency,
-    /// The same without the intent's store write: the bot's own processing (parse, engine, channels, signing).
+    /// The same without the intent's fsync: the bot's own processing (parse, engine, intent write, signing, task
+    /// hops). Equal to `total` when the fsync overlaps the request.
     pub processing: Latency,
+    /// The intents' fsyncs themselves, wherever they ran.
+    pub fsync: Latency,
 }
 
 /// p50 / p99 / max of what was recorded.

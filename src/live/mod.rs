@@ -4,6 +4,13 @@
 //! Start-up order: exchange rules and account checks → the store → reconciliation with the exchange (the exchange
 //! wins) → feeds and user stream → trading. Shutdown (Ctrl-C, end of a local replay): stop entries, optionally
 //! flatten, wait for the order in flight, flush the store, close sockets, print a summary.
+//!
+//! Order intents: an intent is written to the store before its order is sent. With `storage.sync_intents = true`
+//! it is also fsynced before the send; by default its fsync runs on a blocking thread while the request is in
+//! flight and is awaited before the order's outcome (REST response or user-data event) is applied.
+//!
+//! The embedded local exchange (mode `local`) runs on its own thread and runtime, so that its replay and request
+//! handling never queue in front of the bot's tasks.
 
 pub mod latency;
 pub mod reconcile;
@@ -18,18 +25,19 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backtest::engine_config;
 use crate::binance::error::BinanceError;
-use crate::binance::feed::{spawn_feed, Clock, FeedConfig, FeedStatus};
+use crate::binance::feed::{spawn_feed, Clock, FeedConfig, FeedStatus, Received};
 use crate::binance::rest::{PositionMode, RestClient, RestConfig};
 use crate::binance::sign::Credentials;
 use crate::binance::user_stream::{spawn_user_stream, UserStreamConfig};
 use crate::binance::user_wire::{UserEvent, STREAM_CONNECTED};
 use crate::config::{Config, ExchangeMode};
 use crate::engine::{Action, Control, Engine, Event};
+use crate::local_exchange::{ReplayPhase, ReplayStatus};
 use crate::market::MarketEvent;
 use crate::model::NS_PER_MS;
 use crate::persist::persist;
 use crate::report::TradeStats;
-use crate::store::{Durability, RunKind, RunMeta, Store};
+use crate::store::{BackgroundFlush, Durability, RunKind, RunMeta, Store};
 use latency::{Latencies, LatencySummary};
 use router::{run_router, RouterCmd};
 
@@ -39,16 +47,16 @@ pub const EVENT_CHANNEL: usize = 8192;
 /// Everything the engine task receives, in one ordered channel.
 #[derive(Debug)]
 pub enum Inbound {
-    /// A market event and when its frame arrived (monotonic, for the latency histogram).
+    /// A market event and when its frame was received, before parsing (monotonic, for the latency histogram).
     Market(MarketEvent, Instant),
     Feed(FeedStatus),
     User(UserEvent),
     Order(crate::model::OrderUpdate),
 }
 
-impl From<MarketEvent> for Inbound {
-    fn from(e: MarketEvent) -> Self {
-        Inbound::Market(e, Instant::now())
+impl From<Received> for Inbound {
+    fn from(r: Received) -> Self {
+        Inbound::Market(r.event, r.at)
     }
 }
 
@@ -107,10 +115,15 @@ pub struct LiveSummary {
     pub position_qty: Decimal,
     pub exchange_position_qty: Option<Decimal>,
     pub rule_counts: Vec<(String, u64)>,
-    /// Frame received → order request written, including the intent's durable write.
+    /// Frame received (before parsing) → signed order request handed to the HTTP client: everything in the bot,
+    /// including the intent's store write (and its fsync when `storage.sync_intents`).
     pub latency: LatencySummary,
-    /// The same excluding the intent's store write (fsync).
+    /// The same excluding the intent's fsync (equal to `latency` when the fsync overlaps the request).
     pub latency_processing: LatencySummary,
+    /// How long the intents' fsyncs took, on the order path (`sync_intents`) or overlapping the request.
+    pub intent_fsync: LatencySummary,
+    /// `storage.sync_intents` of the run.
+    pub sync_intents: bool,
     pub feed_reconnects: u64,
     pub elapsed_s: f64,
     pub peak_rss_kb: Option<u64>,
@@ -156,6 +169,17 @@ impl LiveSummary {
             "                 of which premia's own processing (without the intent's fsync): p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs\n",
             self.latency_processing.p50_us, self.latency_processing.p99_us, self.latency_processing.max_us
         ));
+        s.push_str(&format!(
+            "                 intent fsync {}: p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs\n",
+            if self.sync_intents {
+                "before each send (storage.sync_intents = true)"
+            } else {
+                "overlapping the request in flight (storage.sync_intents = false)"
+            },
+            self.intent_fsync.p50_us,
+            self.intent_fsync.p99_us,
+            self.intent_fsync.max_us
+        ));
         s.push_str(&format!("  feed reconnects {}\n", self.feed_reconnects));
         if let Some(kb) = self.peak_rss_kb {
             s.push_str(&format!("  peak RSS       {:.1} MB\n", kb as f64 / 1024.0));
@@ -184,8 +208,8 @@ struct Endpoints {
     futures_ws_url: String,
     creds: Credentials,
     clock: Clock,
-    /// Set when the embedded local exchange runs: resolves when its recording has been replayed.
-    local: Option<crate::local_exchange::RunningExchange>,
+    /// Set when the embedded local exchange runs (on its own thread).
+    local: Option<LocalThread>,
 }
 
 async fn endpoints(cfg: &Config, symbol: &str) -> Result<Endpoints, LiveError> {
@@ -209,36 +233,63 @@ async fn endpoints(cfg: &Config, symbol: &str) -> Result<Endpoints, LiveError> {
             })
         }
         ExchangeMode::Local => {
-            let ex = start_local_exchange(cfg, symbol).await?;
-            let keys = ex.keys();
-            let clock = ex.clock();
+            let (ex, info) = start_local_exchange(cfg, symbol).await?;
             Ok(Endpoints {
-                rest_url: ex.rest_url(),
-                user_ws_url: ex.user_ws_url(),
+                rest_url: info.rest_url,
+                user_ws_url: info.user_ws_url,
                 spot_ws_url: if cfg.feeds.spot_ws_url.is_empty() {
-                    ex.spot_ws_url()
+                    info.spot_ws_url
                 } else {
                     cfg.feeds.spot_ws_url.clone()
                 },
                 futures_ws_url: if cfg.feeds.futures_ws_url.is_empty() {
-                    ex.futures_ws_url()
+                    info.futures_ws_url
                 } else {
                     cfg.feeds.futures_ws_url.clone()
                 },
-                creds: Credentials::new(keys.api_key.clone(), keys.secret.clone()),
-                clock,
+                creds: Credentials::new(info.keys.api_key.clone(), info.keys.secret.clone()),
+                clock: info.clock,
                 local: Some(ex),
             })
         }
     }
 }
 
-/// Starts the embedded local exchange from the config's `[local]`, `[fees]` and `[filters]`.
+/// The embedded local exchange, running on its own thread and current-thread runtime: its replay pacing, websocket
+/// fan-out and order handling then never queue in front of the bot's feeds, engine and router. Dropping this stops
+/// the exchange too.
+struct LocalThread {
+    replay: tokio::sync::watch::Receiver<ReplayStatus>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    /// Closed when the thread has stopped the exchange and ended.
+    done: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl LocalThread {
+    /// Stops the server, the replay and every websocket, and waits for the thread.
+    async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let _ = self.done.await;
+    }
+}
+
+/// What the bot needs to know about the embedded exchange.
+struct LocalInfo {
+    rest_url: String,
+    user_ws_url: String,
+    spot_ws_url: String,
+    futures_ws_url: String,
+    keys: crate::local_exchange::ApiKeyPair,
+    clock: Clock,
+}
+
+/// Starts the embedded local exchange from the config's `[local]`, `[fees]` and `[filters]`, on its own thread.
 async fn start_local_exchange(
     cfg: &Config,
     symbol: &str,
-) -> Result<crate::local_exchange::RunningExchange, LiveError> {
+) -> Result<(LocalThread, LocalInfo), LiveError> {
     use crate::local_exchange::{LocalExchange, LocalExchangeConfig};
+    use tokio::sync::{oneshot, watch};
     let listen = cfg.local.listen.parse().map_err(|_| {
         LiveError::Startup(format!(
             "local.listen `{}` is not an address",
@@ -257,7 +308,64 @@ async fn start_local_exchange(
         min_subscribers: 2,
         ..LocalExchangeConfig::default()
     };
-    Ok(LocalExchange::start(lcfg).await?)
+    type Ready = Result<(LocalInfo, watch::Receiver<ReplayStatus>), LiveError>;
+    let (ready_tx, ready_rx) = oneshot::channel::<Ready>();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (done_tx, done_rx) = oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("local-exchange".into())
+        .spawn(move || {
+            // Dropped last, when the exchange has stopped and its runtime is gone.
+            let _done = done_tx;
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(LiveError::Startup(format!(
+                        "cannot start the local exchange's runtime: {e}"
+                    ))));
+                    return;
+                }
+            };
+            rt.block_on(async move {
+                let ex = match LocalExchange::start(lcfg).await {
+                    Ok(ex) => ex,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.into()));
+                        return;
+                    }
+                };
+                let info = LocalInfo {
+                    rest_url: ex.rest_url(),
+                    user_ws_url: ex.user_ws_url(),
+                    spot_ws_url: ex.spot_ws_url(),
+                    futures_ws_url: ex.futures_ws_url(),
+                    keys: ex.keys().clone(),
+                    clock: ex.clock(),
+                };
+                if ready_tx.send(Ok((info, ex.replay_watch()))).is_ok() {
+                    // Until asked to stop, or until the bot's side is gone (an error ended the run).
+                    let _ = stop_rx.await;
+                }
+                ex.shutdown().await;
+            });
+        })
+        .map_err(|e| {
+            LiveError::Startup(format!("cannot start the local exchange's thread: {e}"))
+        })?;
+    let (info, replay) = ready_rx.await.map_err(|_| {
+        LiveError::Startup("the local exchange's thread ended before it started".into())
+    })??;
+    Ok((
+        LocalThread {
+            replay,
+            stop: stop_tx,
+            done: done_rx,
+        },
+        info,
+    ))
 }
 
 /// A client-order-id prefix unique to this run: `pm` + base-36 start time in ms + `-` (the sequence follows).
@@ -302,7 +410,9 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
         ExchangeMode::Local => fresh_subdir(&cfg.state_dir),
         ExchangeMode::Binance => cfg.state_dir.clone(),
     };
-    let store = Store::open_with(&state_dir, Durability::Sync)?;
+    // Intents are flushed here: before the send (sync_intents) or overlapping the request in flight.
+    let sync_intents = cfg.sync_intents;
+    let store = Store::open_with(&state_dir, Durability::Deferred)?;
     let now_ms = clock() / NS_PER_MS;
     store.put_meta(&RunMeta {
         kind: RunKind::Live,
@@ -377,6 +487,21 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
             }
         }));
     }
+    {
+        // Keeps the server-time offset fresh off the order path (orders do not wait for a resync).
+        let rest = rest.clone();
+        let cancel = cancel.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(30));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = every.tick() => rest.resync_if_due().await,
+                }
+            }
+        }));
+    }
     tasks.push(tokio::spawn(run_router(
         rest.clone(),
         router_rx,
@@ -393,13 +518,11 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
     let mut last_status = Instant::now();
     let mut reconnects = 0u64;
     let deadline = opts.max_duration.map(|d| tokio::time::Instant::now() + d);
-    let replay_watch = ep.local.as_ref().map(|l| l.replay_watch());
+    let replay_watch = ep.local.as_ref().map(|l| l.replay.clone());
     let replay_done = async move {
         match replay_watch {
             Some(mut w) => {
-                let _ = w
-                    .wait_for(|s| s.phase == crate::local_exchange::ReplayPhase::Finished)
-                    .await;
+                let _ = w.wait_for(|s| s.phase == ReplayPhase::Finished).await;
             }
             None => std::future::pending::<()>().await,
         }
@@ -407,6 +530,18 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
     tokio::pin!(replay_done);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    // Created once, not per event: polling them is then cheap on the event path.
+    let shutdown_requested = opts.shutdown.cancelled();
+    tokio::pin!(shutdown_requested);
+    let deadline_passed = async move {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline_passed);
+    // The fsync of the last intent, running while its request is in flight (sync_intents = false).
+    let mut intent_flush: Option<BackgroundFlush> = None;
     let mut stopping: Option<tokio::time::Instant> = None;
     loop {
         let msg = tokio::select! {
@@ -416,7 +551,7 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
                 stopping = Some(begin_shutdown(&mut engine, &opts, &clock, &mut actions));
                 None
             }
-            _ = opts.shutdown.cancelled(), if stopping.is_none() => {
+            _ = &mut shutdown_requested, if stopping.is_none() => {
                 stopping = Some(begin_shutdown(&mut engine, &opts, &clock, &mut actions));
                 None
             }
@@ -425,7 +560,7 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
                 stopping = Some(begin_shutdown(&mut engine, &opts, &clock, &mut actions));
                 None
             }
-            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } }, if stopping.is_none() => {
+            _ = &mut deadline_passed, if stopping.is_none() => {
                 stopping = Some(begin_shutdown(&mut engine, &opts, &clock, &mut actions));
                 None
             }
@@ -445,8 +580,13 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
                 origin = Some(t);
                 engine.on_event(&Event::Market(ev), &mut actions);
             }
-            Some(Inbound::Order(u)) => engine.on_event(&Event::Order(u), &mut actions),
+            Some(Inbound::Order(u)) => {
+                // The order's intent is on disk before its outcome is applied.
+                settle_intent_flush(&mut intent_flush, &latency).await?;
+                engine.on_event(&Event::Order(u), &mut actions);
+            }
             Some(Inbound::User(UserEvent::Order(u))) if u.symbol == engine.strategy().symbol => {
+                settle_intent_flush(&mut intent_flush, &latency).await?;
                 engine.on_event(&Event::Order(u), &mut actions);
             }
             Some(Inbound::User(UserEvent::Account { positions, .. })) => {
@@ -484,21 +624,32 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
             None => {}
         }
         for a in actions.drain(..) {
-            let t = Instant::now();
+            // The intent (like every action) is in the store before the order is sent.
             persist(&store, &a)?;
-            let intent_write = t.elapsed();
             match a {
                 Action::Place(record) => {
+                    let mut fsync = Duration::ZERO;
+                    if sync_intents {
+                        let t = Instant::now();
+                        store.flush()?;
+                        fsync = t.elapsed();
+                        latency.fsync.record(fsync);
+                    }
                     let cmd = RouterCmd::Place {
                         record,
                         origin,
-                        intent_write,
+                        fsync,
                     };
                     if router_tx.send(cmd).await.is_err() {
                         tracing::error!("order router stopped");
                     }
-                    // The router sends the request before anything else here is done (journal, logs).
+                    // The router sends the request before anything else here is done (fsync, journal, logs).
                     tokio::task::yield_now().await;
+                    if !sync_intents {
+                        // One flush in flight at a time (the engine has one order in flight).
+                        settle_intent_flush(&mut intent_flush, &latency).await?;
+                        intent_flush = Some(store.flush_in_background());
+                    }
                 }
                 Action::Cancel { client_id, symbol } => {
                     let _ = router_tx
@@ -530,6 +681,7 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(3), t).await;
     }
+    settle_intent_flush(&mut intent_flush, &latency).await?;
     store.flush()?;
     let exchange_position_qty = rest.position_risk(Some(&symbol)).await.ok().map(|ps| {
         ps.iter()
@@ -558,10 +710,23 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
         rule_counts,
         latency: latency.total.summary(),
         latency_processing: latency.processing.summary(),
+        intent_fsync: latency.fsync.summary(),
+        sync_intents,
         feed_reconnects: reconnects,
         elapsed_s: started.elapsed().as_secs_f64(),
         peak_rss_kb: peak_rss_kb(),
     })
+}
+
+/// Waits for the background fsync of the last intent, if one is running, and records how long it took.
+async fn settle_intent_flush(
+    pending: &mut Option<BackgroundFlush>,
+    latency: &Latencies,
+) -> Result<(), LiveError> {
+    if let Some(f) = pending.take() {
+        latency.fsync.record(f.wait().await?);
+    }
+    Ok(())
 }
 
 /// Stops entries (and flattens when asked); returns the deadline for orders in flight to settle.

@@ -2,6 +2,7 @@
 //! channel. A timeout or 5xx is UNKNOWN — resolved by client order id before anything else, never counted as a
 //! failure; a retry reuses the same client id.
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -16,12 +17,13 @@ use crate::model::{OrderRecord, OrderState, OrderUpdate, TsNs};
 /// What the engine task asks the router to do.
 #[derive(Debug)]
 pub enum RouterCmd {
-    /// Send an order (its intent is already in the store). `origin` = when the frame that decided it arrived;
-    /// `intent_write` = how long writing (and fsyncing) the intent took, reported apart in the latency summary.
+    /// Send an order (its intent is already in the store). `origin` = when the frame that decided it was received;
+    /// `fsync` = how long the intent's fsync took on the order path (zero when it overlaps the request), reported
+    /// apart in the latency summary.
     Place {
         record: OrderRecord,
         origin: Option<Instant>,
-        intent_write: Duration,
+        fsync: Duration,
     },
     Cancel {
         client_id: String,
@@ -54,14 +56,15 @@ pub async fn run_router(
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { break };
                 match cmd {
-                    RouterCmd::Place { record, origin, intent_write } => {
-                        if let Some(t0) = origin {
-                            // The request is written next: everything since the frame arrived is in-bot latency.
-                            let total = t0.elapsed();
+                    RouterCmd::Place { record, origin, fsync } => {
+                        let written = OnceLock::new();
+                        let update = place(&rest, &record, &clock, &written).await;
+                        if let (Some(t0), Some(t1)) = (origin, written.get()) {
+                            // Frame received → signed request handed to the HTTP client: the in-bot latency.
+                            let total = t1.saturating_duration_since(t0);
                             latency.total.record(total);
-                            latency.processing.record(total.saturating_sub(intent_write));
+                            latency.processing.record(total.saturating_sub(fsync));
                         }
-                        let update = place(&rest, &record, &clock).await;
                         if update.state == OrderState::Unknown {
                             unresolved.push(record);
                         }
@@ -103,7 +106,7 @@ pub async fn run_router(
                         }
                         Err(BinanceError::UnknownOrder { .. }) => {
                             // Never reached the exchange: send it again with the same client id.
-                            let u = place(&rest, &rec, &clock).await;
+                            let u = place(&rest, &rec, &clock, &OnceLock::new()).await;
                             if u.state == OrderState::Unknown {
                                 still.push(rec);
                             }
@@ -121,11 +124,13 @@ pub async fn run_router(
     }
 }
 
-/// Places one order, resolving an unknown outcome; every outcome becomes an [`OrderUpdate`].
+/// Places one order, resolving an unknown outcome; every outcome becomes an [`OrderUpdate`]. `written` receives
+/// the instant the signed request was handed to the HTTP client.
 async fn place(
     rest: &RestClient,
     record: &OrderRecord,
     clock: &crate::binance::feed::Clock,
+    written: &OnceLock<Instant>,
 ) -> OrderUpdate {
     let req = &record.request;
     let now: TsNs = clock();
@@ -140,7 +145,7 @@ async fn place(
         avg_price: None,
         reason: Some(reason),
     };
-    match rest.place_order_resolving(req).await {
+    match rest.place_order_resolving_timed(req, written).await {
         Ok(mut u) => {
             // Our clock, so the engine's time never jumps to the exchange's.
             u.ts = now;

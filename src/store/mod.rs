@@ -3,9 +3,12 @@
 //! One [`Store`] per state dir; sled's file lock keeps a second premia process out. Every value is a versioned
 //! record (see [`codec`]), so state written by an older or newer premia still loads.
 //!
-//! Durability: with [`Durability::Sync`] (live trading) writing an order in state `Intent` flushes to disk before
+//! Durability: with [`Durability::Sync`] writing an order in state `Intent` flushes to disk before
 //! [`Store::put_order`] returns, so an order is never sent without its intent on disk; everything else is flushed by
 //! sled's background flusher (every 500 ms), by the next intent, by [`Store::flush`] and on drop. With
+//! [`Durability::Deferred`] (live trading) the intent is written but its flush is left to the caller: [`Store::flush`]
+//! before the order is sent (`storage.sync_intents = true`), or [`Store::flush_in_background`] while the request is
+//! in flight, awaited before the order's outcome is applied (the default). With
 //! [`Durability::Lazy`] (backtests) nothing is flushed until [`Store::flush`] or drop: a crash may lose everything
 //! written since the last flush (what survives is always a consistent prefix of the writes).
 
@@ -66,10 +69,34 @@ pub enum StoreError {
 /// When writes reach the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// Live trading: order intents are flushed before `put_order` returns; a background flush every 500 ms.
+    /// Order intents are flushed before `put_order` returns; a background flush every 500 ms.
     Sync,
+    /// Live trading: like `Sync`, but `put_order` leaves the intent's flush to the caller ([`Store::flush`] or
+    /// [`Store::flush_in_background`]), so that the fsync can overlap the order's request.
+    Deferred,
     /// Backtests: flushed only by [`Store::flush`] and on drop.
     Lazy,
+}
+
+/// A flush started by [`Store::flush_in_background`].
+#[derive(Debug)]
+pub struct BackgroundFlush {
+    task: tokio::task::JoinHandle<Result<std::time::Duration, StoreError>>,
+    dir: PathBuf,
+}
+
+impl BackgroundFlush {
+    /// Waits for the flush; returns how long it took from its start.
+    pub async fn wait(self) -> Result<std::time::Duration, StoreError> {
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => Err(StoreError::Db {
+                dir: self.dir,
+                op: "flush",
+                source: sled::Error::ReportableBug(format!("the flush task failed: {e}")),
+            }),
+        }
+    }
 }
 
 /// What produced a state dir.
@@ -152,7 +179,7 @@ impl Store {
             source,
         })?;
         let flush_every = match durability {
-            Durability::Sync => Some(500),
+            Durability::Sync | Durability::Deferred => Some(500),
             Durability::Lazy => None,
         };
         let db = sled::Config::new()
@@ -229,6 +256,28 @@ impl Store {
             .map_err(|e| self.db_err("flush", e))
     }
 
+    /// Starts [`Store::flush`] on tokio's blocking pool and returns at once (call it inside a tokio runtime): the
+    /// fsync of an order intent then runs while its request is in flight. Await the handle before acting on the
+    /// order's outcome.
+    pub fn flush_in_background(&self) -> BackgroundFlush {
+        let db = self.db.clone();
+        let dir = self.dir.clone();
+        let started = std::time::Instant::now();
+        let task = tokio::task::spawn_blocking(move || {
+            db.flush()
+                .map(|_| started.elapsed())
+                .map_err(|source| StoreError::Db {
+                    dir,
+                    op: "flush",
+                    source,
+                })
+        });
+        BackgroundFlush {
+            task,
+            dir: self.dir.clone(),
+        }
+    }
+
     fn db_err(&self, op: &'static str, source: sled::Error) -> StoreError {
         StoreError::Db {
             dir: self.dir.clone(),
@@ -250,19 +299,24 @@ impl Store {
 
     /// Inserts or updates an order (keyed by client order id). The first write of a client id fixes its place in
     /// [`Store::orders`]. With [`Durability::Sync`], an order in state `Intent` is on disk when this returns.
+    ///
+    /// Two plain inserts, not a transaction (an intent is written on the order's latency path, and a sled
+    /// transaction costs several times as much): the order first, then — for a new client id — its index entry. A
+    /// crash between the two leaves an order without an index entry, which [`Store::orders`] still lists (last);
+    /// never an index entry without its order, as sled recovers a prefix of the writes.
     pub fn put_order(&self, order: &OrderRecord) -> Result<(), StoreError> {
         let key = order.request.client_id.as_bytes();
         let value = encode(TreeId::Orders, key, order)?;
-        let seq = self.next_order_seq.fetch_add(1, Ordering::Relaxed);
-        (&self.orders, &self.order_index)
-            .transaction(|(orders, index)| {
-                if orders.get(key)?.is_none() {
-                    index.insert(&seq_key(seq), key)?;
-                }
-                orders.insert(key, value.as_slice())?;
-                Ok::<_, ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| self.tx_err("write order", e))?;
+        let previous = self
+            .orders
+            .insert(key, value)
+            .map_err(|e| self.db_err("write order", e))?;
+        if previous.is_none() {
+            let seq = self.next_order_seq.fetch_add(1, Ordering::Relaxed);
+            self.order_index
+                .insert(seq_key(seq), key)
+                .map_err(|e| self.db_err("write order index", e))?;
+        }
         if self.durability == Durability::Sync && order.state == OrderState::Intent {
             self.flush()?;
         }

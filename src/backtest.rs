@@ -283,6 +283,7 @@ pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
     let mut updates: Vec<OrderUpdate> = Vec::with_capacity(4);
     let (mut malformed, mut first_ts, mut last_ts) = (0u64, None, None);
     let mut n: u64 = 0;
+    let mut batch = StoreBatch::new(&store);
     while let Some(item) = reader.next() {
         let ev = match item {
             Ok(ev) => ev,
@@ -310,7 +311,7 @@ pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
             drain_actions(
                 &mut engine,
                 &mut sim,
-                &store,
+                &mut batch,
                 &mut fills_csv,
                 &mut actions,
                 &mut updates,
@@ -323,6 +324,8 @@ pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
             }
         }
     }
+    // The last writes count in the run's time.
+    batch.write()?;
     let elapsed_s = started.elapsed().as_secs_f64();
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -363,7 +366,7 @@ pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
 fn drain_actions(
     engine: &mut Engine,
     sim: &mut SimExchange,
-    store: &Store,
+    store: &mut StoreBatch<'_>,
     fills_csv: &mut Option<FillsCsv>,
     actions: &mut Vec<Action>,
     updates: &mut Vec<OrderUpdate>,
@@ -372,7 +375,6 @@ fn drain_actions(
     let mut work: Vec<Action> = std::mem::take(actions);
     while !work.is_empty() {
         for action in work.drain(..) {
-            persist(store, &action)?;
             match &action {
                 Action::Place(rec) => sim.submit(rec, now, updates),
                 Action::Cancel { client_id, .. } => sim.cancel(client_id, now, updates),
@@ -383,6 +385,7 @@ fn drain_actions(
                 }
                 _ => {}
             }
+            store.push(action)?;
         }
         for u in updates.drain(..) {
             engine.on_event(&Event::Order(u), actions);
@@ -390,6 +393,40 @@ fn drain_actions(
         std::mem::swap(&mut work, actions);
     }
     Ok(())
+}
+
+/// The backtest's writes to its store, in order, in batches: a simulated run has no exchange to stay consistent
+/// with and nothing reads its store before the end, so its actions are written [`StoreBatch::LEN`] at a time (and
+/// at the end) instead of one sled insert per action in the middle of the event loop.
+struct StoreBatch<'a> {
+    store: &'a Store,
+    pending: Vec<Action>,
+}
+
+impl<'a> StoreBatch<'a> {
+    const LEN: usize = 4096;
+
+    fn new(store: &'a Store) -> Self {
+        StoreBatch {
+            store,
+            pending: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, action: Action) -> Result<(), BacktestError> {
+        self.pending.push(action);
+        if self.pending.len() >= Self::LEN {
+            self.write()?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self) -> Result<(), BacktestError> {
+        for a in self.pending.drain(..) {
+            persist(self.store, &a)?;
+        }
+        Ok(())
+    }
 }
 
 fn progress_bar(enabled: bool, total: u64) -> Option<indicatif::ProgressBar> {

@@ -1,5 +1,5 @@
-//! Criterion benchmarks of the per-event path: quote-CSV parsing, and parse + engine + rules with the shipped
-//! premium-divergence strategy.
+//! Criterion benchmarks of the per-event path: quote-CSV parsing, parse + engine + rules with the shipped
+//! premium-divergence strategy (the whole backtest), and the engine alone on events parsed beforehand.
 
 use std::io::Write;
 
@@ -53,6 +53,47 @@ fn bench(c: &mut Criterion) {
             })
             .expect("backtest");
             assert_eq!(result.events, TICKS);
+        })
+    });
+    // The engine alone (signals, rules, risk, decisions, simulated fills), on events parsed beforehand.
+    let events: Vec<premia::market::MarketEvent> =
+        premia::market::open(std::slice::from_ref(&path))
+            .expect("open")
+            .map(|e| e.expect("event"))
+            .collect();
+    g.bench_function("engine_rules_sim_only", |b| {
+        b.iter(|| {
+            use premia::engine::{Engine, Event};
+            let mut engine = Engine::new(
+                strategy.clone(),
+                premia::backtest::engine_config(&config, "bench-"),
+            );
+            let mut sim = premia::sim::SimExchange::new(
+                config.filters.clone(),
+                config.fees.taker_rate,
+                config.fees.maker_rate,
+            );
+            let (mut actions, mut updates) = (Vec::new(), Vec::new());
+            let mut orders = 0u64;
+            for ev in &events {
+                sim.on_market(ev, &mut updates);
+                for u in updates.drain(..) {
+                    engine.on_event(&Event::Order(u), &mut actions);
+                }
+                engine.on_event(&Event::Market(*ev), &mut actions);
+                while !actions.is_empty() {
+                    for a in std::mem::take(&mut actions) {
+                        if let premia::engine::Action::Place(rec) = &a {
+                            orders += 1;
+                            sim.submit(rec, ev.ts, &mut updates);
+                        }
+                    }
+                    for u in updates.drain(..) {
+                        engine.on_event(&Event::Order(u), &mut actions);
+                    }
+                }
+            }
+            assert!(orders > 0);
         })
     });
     g.finish();

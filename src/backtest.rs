@@ -285,7 +285,8 @@ pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
     let mut n: u64 = 0;
     let mut batch = StoreBatch::new(&store);
     while let Some(item) = reader.next() {
-        let ev = match item {
+        // By reference: the event is used where the reader returned it, not copied.
+        let ev = match &item {
             Ok(ev) => ev,
             Err(e) => {
                 malformed += 1;
@@ -300,13 +301,13 @@ pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
             first_ts = Some(ev.ts);
         }
         last_ts = Some(ev.ts);
-        sim.on_market(&ev, &mut updates);
+        sim.on_market(ev, &mut updates);
         if !updates.is_empty() {
             for u in updates.drain(..) {
                 engine.on_event(&Event::Order(u), &mut actions);
             }
         }
-        engine.on_event(&Event::Market(ev), &mut actions);
+        engine.on_market_event(ev, &mut actions);
         if !actions.is_empty() {
             drain_actions(
                 &mut engine,

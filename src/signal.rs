@@ -113,6 +113,8 @@ pub struct MarketState {
     perp_f: [f64; 2],
     mark_f: [f64; 3],
     has_mark: bool,
+    /// The series samples compute (the others stay NaN): what the strategy reads. All by default.
+    needed: [bool; SERIES_COUNT],
 }
 
 #[inline]
@@ -123,12 +125,19 @@ fn bps(num: f64, den: f64) -> f64 {
 impl MarketState {
     pub fn new() -> Self {
         MarketState {
+            needed: [true; SERIES_COUNT],
             mark_f: [f64::NAN; 3],
             spot_f: [f64::NAN; 2],
             perp_f: [f64::NAN; 2],
             perp_mid_f: f64::NAN,
             ..Default::default()
         }
+    }
+
+    /// Limits samples to the series in `needed` (the others are left NaN): a strategy's samples then cost only
+    /// what it reads.
+    pub fn set_needed(&mut self, needed: [bool; SERIES_COUNT]) {
+        self.needed = needed;
     }
 
     pub fn on_mark(&mut self, m: &Mark) {
@@ -167,9 +176,15 @@ impl MarketState {
         let mut values = [f64::NAN; SERIES_COUNT];
         values[SeriesId::SpotMid as usize] = spot_mid;
         values[SeriesId::PerpMid as usize] = perp_mid;
-        values[SeriesId::PremiumBps as usize] = bps(spot_mid - perp_mid, perp_mid);
-        values[SeriesId::SpotSpreadBps as usize] = bps(sa - sb, spot_mid);
-        values[SeriesId::PerpSpreadBps as usize] = bps(pa - pb, perp_mid);
+        if self.needed[SeriesId::PremiumBps as usize] {
+            values[SeriesId::PremiumBps as usize] = bps(spot_mid - perp_mid, perp_mid);
+        }
+        if self.needed[SeriesId::SpotSpreadBps as usize] {
+            values[SeriesId::SpotSpreadBps as usize] = bps(sa - sb, spot_mid);
+        }
+        if self.needed[SeriesId::PerpSpreadBps as usize] {
+            values[SeriesId::PerpSpreadBps as usize] = bps(pa - pb, perp_mid);
+        }
         values[SeriesId::SpotBid as usize] = sb;
         values[SeriesId::SpotAsk as usize] = sa;
         values[SeriesId::PerpBid as usize] = pb;

@@ -155,11 +155,13 @@ impl Engine {
             ..Default::default()
         };
         let position = Position::flat(&strategy.symbol);
+        let mut market = MarketState::new();
+        market.set_needed(strategy.used_series());
         Engine {
             risk: Risk::new(cfg.risk.clone()),
             strategy,
             signals,
-            market: MarketState::new(),
+            market,
             cfg,
             position,
             pending: None,
@@ -264,6 +266,15 @@ impl Engine {
     /// Handles one event; appends the resulting actions to `out` (which the caller clears and reuses).
     pub fn on_event(&mut self, event: &Event, out: &mut Vec<Action>) {
         self.handle(event, out);
+        if self.deferred.is_some() && !self.defer_journal {
+            self.flush_journal(out);
+        }
+    }
+
+    /// [`Engine::on_event`] for a market event borrowed from wherever it was parsed (no copy into an [`Event`]).
+    #[inline]
+    pub fn on_market_event(&mut self, m: &MarketEvent, out: &mut Vec<Action>) {
+        self.on_market(m, out);
         if self.deferred.is_some() && !self.defer_journal {
             self.flush_journal(out);
         }

@@ -41,6 +41,20 @@ pub struct Strategy {
 }
 
 impl Strategy {
+    /// Which series the rules read (directly or through a window), indexed by [`SeriesId`] discriminant.
+    pub fn used_series(&self) -> [bool; crate::signal::SERIES_COUNT] {
+        let mut used = [false; crate::signal::SERIES_COUNT];
+        for n in &self.program.nodes {
+            if let compile::Node::Series(s) = n {
+                used[*s as usize] = true;
+            }
+        }
+        for b in &self.program.buffers {
+            used[b.series as usize] = true;
+        }
+        used
+    }
+
     /// Indices of the rules with an entry action, in file order.
     pub fn entry_rules(&self) -> impl Iterator<Item = usize> + '_ {
         self.rules

@@ -138,41 +138,20 @@ impl Signals {
             .iter()
             .map(|e| EdgeWindow::new(e.len_ns))
             .collect();
-        let win_nodes: Vec<(NodeId, WinFunc, u32)> = program
-            .nodes
-            .iter()
-            .enumerate()
-            .filter_map(|(id, n)| match *n {
-                Node::Win { func, buf } => Some((id as NodeId, func, buf)),
-                _ => None,
-            })
-            .collect();
-        let episode_nodes = program
-            .nodes
-            .iter()
-            .enumerate()
-            .filter_map(|(id, n)| match *n {
-                Node::Episodes { slot } => Some((id as NodeId, slot)),
-                _ => None,
-            })
-            .collect();
-        let series_nodes = program
-            .nodes
-            .iter()
-            .enumerate()
-            .filter_map(|(id, n)| match *n {
-                Node::Series(s) => Some((id as NodeId, s as usize)),
-                _ => None,
-            })
-            .collect();
-        let vals = program
-            .nodes
-            .iter()
-            .map(|n| match *n {
-                Node::Num(v) => v,
-                _ => f64::NAN,
-            })
-            .collect();
+        // The leaves whose values `vals` caches, by kind; numbers are constants written once.
+        let (mut win_nodes, mut episode_nodes, mut series_nodes) =
+            (Vec::new(), Vec::new(), Vec::new());
+        let mut vals = vec![f64::NAN; program.nodes.len()];
+        for (id, (n, v)) in program.nodes.iter().zip(vals.iter_mut()).enumerate() {
+            let id = id as NodeId;
+            match *n {
+                Node::Win { func, buf } => win_nodes.push((id, func, buf)),
+                Node::Episodes { slot } => episode_nodes.push((id, slot)),
+                Node::Series(s) => series_nodes.push((id, s as usize)),
+                Node::Num(x) => *v = x,
+                _ => {}
+            }
+        }
         let conj = program
             .rules
             .iter()

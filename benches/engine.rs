@@ -80,7 +80,7 @@ fn bench(c: &mut Criterion) {
                 for u in updates.drain(..) {
                     engine.on_event(&Event::Order(u), &mut actions);
                 }
-                engine.on_event(&Event::Market(*ev), &mut actions);
+                engine.on_market_event(ev, &mut actions);
                 while !actions.is_empty() {
                     for a in std::mem::take(&mut actions) {
                         if let premia::engine::Action::Place(rec) = &a {

@@ -302,10 +302,8 @@ pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
         }
         last_ts = Some(ev.ts);
         sim.on_market(ev, &mut updates);
-        if !updates.is_empty() {
-            for u in updates.drain(..) {
-                engine.on_event(&Event::Order(u), &mut actions);
-            }
+        for u in updates.drain(..) {
+            engine.on_event(&Event::Order(u), &mut actions);
         }
         engine.on_market_event(ev, &mut actions);
         if !actions.is_empty() {
@@ -367,7 +365,7 @@ pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
 fn drain_actions(
     engine: &mut Engine,
     sim: &mut SimExchange,
-    store: &mut StoreBatch<'_>,
+    batch: &mut StoreBatch<'_>,
     fills_csv: &mut Option<FillsCsv>,
     actions: &mut Vec<Action>,
     updates: &mut Vec<OrderUpdate>,
@@ -386,7 +384,7 @@ fn drain_actions(
                 }
                 _ => {}
             }
-            store.push(action)?;
+            batch.push(action)?;
         }
         for u in updates.drain(..) {
             engine.on_event(&Event::Order(u), actions);
@@ -427,6 +425,15 @@ impl<'a> StoreBatch<'a> {
             persist(self.store, &a)?;
         }
         Ok(())
+    }
+}
+
+impl Drop for StoreBatch<'_> {
+    /// A run that stops on an error still leaves what it did in its state dir (a finished run has written all).
+    fn drop(&mut self) {
+        if let Err(e) = self.write() {
+            tracing::warn!("backtest state not fully written: {e}");
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use super::rest_wire::{
     OrderResponse, PositionRiskV2, PositionRiskV3, PositionSideDual, ServerTime,
 };
 use super::sign::{push_param, Credentials};
-use super::wire::{decode, fmt_decimal};
+use super::wire::decode;
 use crate::model::{
     Balance, Decimal, ExchangePosition, OrderRecord, OrderRequest, OrderType, OrderUpdate,
     SymbolFilters,
@@ -568,15 +568,17 @@ impl RestClient {
         Ok(decode::<LeverageResponse>("leverage", &body)?.leverage)
     }
 
-    /// The exact parameters (in order, before `recvWindow`/`timestamp`/`signature`) `place_order` sends.
-    pub fn order_params(req: &OrderRequest) -> Result<Vec<(&'static str, String)>, BinanceError> {
+    /// The parameters (in order, before `recvWindow`/`timestamp`/`signature`) `place_order` sends, one by one: the
+    /// tests' view of [`order_query`], which builds the same thing in one buffer.
+    #[cfg(test)]
+    fn order_params(req: &OrderRequest) -> Result<Vec<(&'static str, String)>, BinanceError> {
         let mut p: Vec<(&'static str, String)> = Vec::with_capacity(9);
         visit_order_params(req, |k, v| {
             p.push((
                 k,
                 match v {
                     Param::Str(s) => s.to_string(),
-                    Param::Dec(d) => fmt_decimal(d),
+                    Param::Dec(d) => super::wire::fmt_decimal(d),
                 },
             ))
         })?;

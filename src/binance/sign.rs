@@ -18,7 +18,7 @@ pub enum SignError {
 /// HMAC-SHA256 of `payload` keyed by `secret`, lowercase hex. `payload` is the exact string sent: the query string,
 /// or the query string immediately followed by the body when both carry parameters.
 pub fn sign(secret: &str, payload: &str) -> String {
-    hex::encode(mac(secret, payload).finalize().into_bytes())
+    sign_hex(secret, payload).as_str().to_owned()
 }
 
 /// A lowercase-hex HMAC-SHA256 signature held inline (signing an order allocates nothing).
@@ -26,6 +26,13 @@ pub fn sign(secret: &str, payload: &str) -> String {
 pub struct HexSignature([u8; 64]);
 
 impl HexSignature {
+    fn of(mac: HmacSha256) -> HexSignature {
+        let mut out = [0u8; 64];
+        // 32 bytes always fit 64 hex digits.
+        let _ = hex::encode_to_slice(mac.finalize().into_bytes(), &mut out);
+        HexSignature(out)
+    }
+
     pub fn as_str(&self) -> &str {
         // Hex digits are ASCII.
         std::str::from_utf8(&self.0).unwrap_or_default()
@@ -34,10 +41,7 @@ impl HexSignature {
 
 /// [`sign`] without allocating.
 pub fn sign_hex(secret: &str, payload: &str) -> HexSignature {
-    let mut out = [0u8; 64];
-    // 32 bytes always fit 64 hex digits.
-    let _ = hex::encode_to_slice(mac(secret, payload).finalize().into_bytes(), &mut out);
-    HexSignature(out)
+    HexSignature::of(mac(secret, payload))
 }
 
 /// Checks a hex signature in constant time (for the local exchange). Case-insensitive, as Binance's is.
@@ -118,9 +122,7 @@ impl Credentials {
     pub fn sign_hex(&self, payload: &str) -> HexSignature {
         let mut m = self.keyed.clone();
         m.update(payload.as_bytes());
-        let mut out = [0u8; 64];
-        let _ = hex::encode_to_slice(m.finalize().into_bytes(), &mut out);
-        HexSignature(out)
+        HexSignature::of(m)
     }
 
     /// Verifies a signature made with this pair's secret.

@@ -266,15 +266,19 @@ impl Engine {
     /// Handles one event; appends the resulting actions to `out` (which the caller clears and reuses).
     pub fn on_event(&mut self, event: &Event, out: &mut Vec<Action>) {
         self.handle(event, out);
-        if self.deferred.is_some() && !self.defer_journal {
-            self.flush_journal(out);
-        }
+        self.finish_event(out);
     }
 
     /// [`Engine::on_event`] for a market event borrowed from wherever it was parsed (no copy into an [`Event`]).
     #[inline]
     pub fn on_market_event(&mut self, m: &MarketEvent, out: &mut Vec<Action>) {
         self.on_market(m, out);
+        self.finish_event(out);
+    }
+
+    /// Journals the event's decision now unless the caller defers it (see [`Engine::defer_journal`]).
+    #[inline]
+    fn finish_event(&mut self, out: &mut Vec<Action>) {
         if self.deferred.is_some() && !self.defer_journal {
             self.flush_journal(out);
         }

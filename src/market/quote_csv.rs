@@ -116,7 +116,7 @@ fn next_decimal(s: &[u8], len: usize, nd: &mut u64, start: &mut usize) -> Option
         return None;
     }
     let mant = if frac_end - a <= 8 && frac_end >= 8 {
-        short_decimal(s, frac_end, int_n, frac_n, int_end != frac_end)
+        DecField::new(frac_end, int_n, frac_n, int_end != frac_end).mantissa(s)
     } else {
         digits_value(s, a, int_n) * POW10[frac_n] + digits_value(s, int_end + 1, frac_n)
     };
@@ -130,39 +130,12 @@ fn next_decimal(s: &[u8], len: usize, nd: &mut u64, start: &mut usize) -> Option
     ))
 }
 
-/// The mantissa of a decimal field of at most 8 bytes (`int_n` digits, a `.` if `dot`, `frac_n` digits) that ends
-/// at `end` (>= 8), in one 8-byte load: the field is loaded right-aligned, the dot (if any) squeezed out, the bytes
-/// before the field zeroed, and the 8 digit bytes converted at once.
-#[inline(always)]
-fn short_decimal(s: &[u8], end: usize, int_n: usize, frac_n: usize, dot: bool) -> u64 {
-    let w = load8(s, end - 8) ^ ASCII_ZEROS;
-    let digits = if dot {
-        // Byte 7 - frac_n is the dot: shift the bytes below it up by one byte over it.
-        let dot = 7 - frac_n;
-        let below = (1u64 << (8 * dot)) - 1;
-        let above = 1u64
-            .checked_shl(8 * (dot as u32 + 1))
-            .map_or(0, |b| !(b - 1));
-        ((w & below) << 8) | (w & above)
-    } else {
-        w
-    };
-    // Keep the n = int_n + frac_n digit bytes at the top; bytes below are before the field.
-    let keep = 8 * (8 - int_n - frac_n);
-    let digits = if keep >= 64 {
-        0
-    } else {
-        digits >> keep << keep
-    };
-    swar8(digits)
-}
-
 /// Bit k set if byte k of the line (k < `len`, at most 64) is not an ASCII digit; bits past `len` are garbage.
 #[inline(always)]
 fn nondigit_mask(s: &[u8], len: usize) -> u64 {
     #[cfg(target_arch = "x86_64")]
     if let Some(block) = s.first_chunk::<64>() {
-        return nondigit_mask_sse2(block);
+        return masks_sse2(block).nondigit;
     }
     let mut nd = 0u64;
     let mut k = 0;
@@ -234,6 +207,7 @@ fn masks_sse2(block: &[u8; 64]) -> BlockMasks {
         // alignment.
         let (d, n, c, p) = unsafe {
             let v = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
+            // Signed compares: bytes >= 0x80 are negative, hence below '0' — flagged too.
             let below = _mm_cmplt_epi8(v, _mm_set1_epi8(b'0' as i8));
             let above = _mm_cmpgt_epi8(v, _mm_set1_epi8(b'9' as i8));
             (
@@ -252,8 +226,10 @@ fn masks_sse2(block: &[u8; 64]) -> BlockMasks {
     m
 }
 
-/// How to convert one decimal field of a known line shape: at most 8 bytes ending at `end` (>= 8), see
-/// [`short_decimal`]; the masks are precomputed.
+/// How to convert a decimal field of at most 8 bytes (`int_n` digits, a `.` if `dot`, `frac_n` digits) that ends at
+/// `end` (>= 8) with one 8-byte load: the field is loaded right-aligned, the dot (if any) squeezed out by the
+/// precomputed masks, the bytes before the field zeroed, and the 8 digit bytes converted at once. Built per field by
+/// the field walk, and once per layout by [`Shape::learn`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct DecField {
     end: usize,
@@ -265,7 +241,9 @@ struct DecField {
 }
 
 impl DecField {
+    #[inline(always)]
     fn new(end: usize, int_n: usize, frac_n: usize, dot: bool) -> DecField {
+        // Byte 7 - frac_n is the dot: the bytes below it move up one byte over it.
         let d = 7 - frac_n;
         DecField {
             end,
@@ -278,7 +256,7 @@ impl DecField {
     }
 
     #[inline(always)]
-    fn value(&self, s: &[u8]) -> Decimal {
+    fn mantissa(&self, s: &[u8]) -> u64 {
         let w = load8(s, self.end - 8) ^ ASCII_ZEROS;
         let digits = if self.dot {
             ((w & self.below) << 8) | (w & self.above)
@@ -290,7 +268,12 @@ impl DecField {
         } else {
             digits >> self.keep << self.keep
         };
-        let mant = swar8(digits);
+        swar8(digits)
+    }
+
+    #[inline(always)]
+    fn value(&self, s: &[u8]) -> Decimal {
+        let mant = self.mantissa(s);
         Decimal::from_parts(mant as u32, (mant >> 32) as u32, 0, false, self.scale)
     }
 }
@@ -328,7 +311,7 @@ impl Shape {
         let mut fields = [DecField::new(8, 0, 0, false); 4];
         let mut start = ts_len + 6;
         for (f, &end) in fields.iter_mut().zip(&ends) {
-            if end < 8 || end - start > 8 || end <= start {
+            if end <= start || end < 8 || end - start > 8 {
                 return None;
             }
             let dots = dot & bits(start, end);
@@ -380,30 +363,6 @@ impl Shape {
             }),
         })
     }
-}
-
-/// [`nondigit_mask`] for a whole 64-byte block, 16 bytes per instruction (SSE2 is part of the x86_64 baseline).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn nondigit_mask_sse2(block: &[u8; 64]) -> u64 {
-    use std::arch::x86_64::{
-        __m128i, _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128,
-        _mm_set1_epi8,
-    };
-    let mut nd = 0u64;
-    for (k, chunk) in block.chunks_exact(16).enumerate() {
-        // SAFETY: SSE2 is always available on x86_64; `chunk` is 16 readable bytes and `loadu` allows any
-        // alignment.
-        let bits = unsafe {
-            let v = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
-            // Signed compares: bytes >= 0x80 are negative, hence below '0' — flagged too.
-            let below = _mm_cmplt_epi8(v, _mm_set1_epi8(b'0' as i8));
-            let above = _mm_cmpgt_epi8(v, _mm_set1_epi8(b'9' as i8));
-            _mm_movemask_epi8(_mm_or_si128(below, above))
-        };
-        nd |= u64::from(bits as u16) << (16 * k);
-    }
-    nd
 }
 
 /// Bits `a..b` set (bit k = byte k of the line).

@@ -11,7 +11,7 @@ use super::expr::BinOp;
 use super::window::{EdgeWindow, Window};
 use super::Strategy;
 use crate::model::TsNs;
-use crate::signal::{Sample, SERIES_COUNT};
+use crate::signal::Sample;
 
 /// Values of the open position; NaN when flat.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -65,7 +65,6 @@ pub struct Signals {
     program: Arc<Program>,
     windows: Vec<Window>,
     episodes: Vec<EdgeWindow>,
-    latest: [f64; SERIES_COUNT],
     first_ts: Option<TsNs>,
     now: TsNs,
     /// Every window-function node of the program: `(node, function, buffer)`.
@@ -161,7 +160,6 @@ impl Signals {
             program,
             windows,
             episodes,
-            latest: [f64::NAN; SERIES_COUNT],
             first_ts: None,
             now: TsNs::MIN,
             win_nodes,
@@ -244,7 +242,6 @@ impl Signals {
         if self.first_ts.is_none() {
             self.first_ts = Some(ts);
         }
-        self.latest = sample.values;
         for &(id, s) in &self.series_nodes {
             if let (Some(slot), Some(&v)) = (self.vals.get_mut(id as usize), sample.values.get(s)) {
                 *slot = if v.is_finite() { v } else { f64::NAN };
@@ -312,24 +309,14 @@ impl Signals {
         }
     }
 
-    fn warm(&self, len_ns: i64, now: TsNs) -> bool {
-        warm(self.first_ts, len_ns, now)
-    }
-
     fn num(&self, p: &Program, id: NodeId, now: TsNs, ctx: &Context) -> f64 {
         let Some(node) = p.nodes.get(id as usize) else {
             return f64::NAN;
         };
         match *node {
             Node::Num(v) => v,
-            Node::Series(s) => {
-                let v = self.latest[s as usize];
-                if v.is_finite() {
-                    v
-                } else {
-                    f64::NAN
-                }
-            }
+            // The latest sample's value (kept finite or NaN by `on_sample`).
+            Node::Series(_) => self.vals.get(id as usize).copied().unwrap_or(f64::NAN),
             Node::PnlPct => ctx.pnl_pct,
             Node::HoldS => ctx.hold_s,
             Node::Win { func, buf } => {
@@ -342,7 +329,7 @@ impl Signals {
                 }
             }
             Node::Episodes { slot } => match self.episodes.get(slot as usize) {
-                Some(e) if self.warm(e.len_ns(), now) => e.count() as f64,
+                Some(e) if warm(self.first_ts, e.len_ns(), now) => e.count() as f64,
                 _ => f64::NAN,
             },
             Node::Neg(a) => -self.num(p, a, now, ctx),

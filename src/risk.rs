@@ -308,6 +308,14 @@ impl Risk {
         }
     }
 
+    /// Active, flat, and `now` in the same UTC day as the last [`Risk::on_pnl`]: with the PnL unchanged since
+    /// then, nothing can change (the caller tracks that).
+    #[inline]
+    pub fn quiet_while_flat(&self, now: TsNs) -> bool {
+        let start = self.day.saturating_mul(DAY_NS);
+        self.state == TradingState::Active && now >= start && now < start.saturating_add(DAY_NS)
+    }
+
     /// Whether [`Risk::on_pnl`] could change anything now, judged from an f64 estimate of realised + unrealised
     /// PnL: false while the day is unchanged and the estimate is clearly away from the limit (or nothing can move).
     #[inline]

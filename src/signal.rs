@@ -84,7 +84,7 @@ impl SeriesId {
 }
 
 /// The value of every series at one instant. NaN means "not known yet".
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Sample {
     pub ts: TsNs,
     pub values: [f64; SERIES_COUNT],
@@ -115,6 +115,16 @@ pub struct MarketState {
     has_mark: bool,
     /// The series samples compute (the others stay NaN): what the strategy reads. All by default.
     needed: [bool; SERIES_COUNT],
+    /// Whether a series beyond the mids and the premium is needed (then every series is computed).
+    all_series: bool,
+    /// The last sample, updated in place.
+    sample: Sample,
+}
+
+/// Bid and ask of a quote in f64, as the indicators use them (each the correctly rounded value of the decimal).
+#[inline]
+pub fn quote_prices(q: &Quote) -> [f64; 2] {
+    [to_f64(q.bid), to_f64(q.ask)]
 }
 
 #[inline]
@@ -130,6 +140,11 @@ impl MarketState {
             spot_f: [f64::NAN; 2],
             perp_f: [f64::NAN; 2],
             perp_mid_f: f64::NAN,
+            all_series: true,
+            sample: Sample {
+                ts: 0,
+                values: [f64::NAN; SERIES_COUNT],
+            },
             ..Default::default()
         }
     }
@@ -138,6 +153,12 @@ impl MarketState {
     /// what it reads.
     pub fn set_needed(&mut self, needed: [bool; SERIES_COUNT]) {
         self.needed = needed;
+        const CHEAP: [SeriesId; 3] = [SeriesId::SpotMid, SeriesId::PerpMid, SeriesId::PremiumBps];
+        self.all_series = SeriesId::ALL
+            .iter()
+            .any(|&s| needed[s as usize] && !CHEAP.contains(&s));
+        // What is not computed stays undefined.
+        self.sample.values = [f64::NAN; SERIES_COUNT];
     }
 
     pub fn on_mark(&mut self, m: &Mark) {
@@ -153,7 +174,20 @@ impl MarketState {
     /// Records a quote; returns the new sample when both markets have a quote.
     #[inline]
     pub fn on_quote(&mut self, ts: TsNs, q: &Quote) -> Option<Sample> {
-        let f = [to_f64(q.bid), to_f64(q.ask)];
+        self.on_quote_with(ts, q, quote_prices(q))
+    }
+
+    /// [`MarketState::on_quote`] with the quote's [`quote_prices`] already computed (a backtest converts a batch
+    /// of quotes ahead, where the divisions overlap).
+    #[inline]
+    pub fn on_quote_with(&mut self, ts: TsNs, q: &Quote, f: [f64; 2]) -> Option<Sample> {
+        self.update_sample(ts, q, f).then_some(self.sample)
+    }
+
+    /// Records a quote and, when both markets have quoted, updates [`MarketState::sample`] in place (only the
+    /// series the strategy reads; the others stay NaN). Returns whether there is a new sample.
+    #[inline]
+    pub fn update_sample(&mut self, ts: TsNs, q: &Quote, f: [f64; 2]) -> bool {
         match q.venue {
             Venue::Spot => {
                 self.spot = Some(*q);
@@ -168,31 +202,37 @@ impl MarketState {
             }
         }
         if !self.ready() {
-            return None;
+            return false;
         }
         let ([sb, sa], [pb, pa]) = (self.spot_f, self.perp_f);
         let spot_mid = (sb + sa) * 0.5;
         let perp_mid = self.perp_mid_f;
-        let mut values = [f64::NAN; SERIES_COUNT];
-        values[SeriesId::SpotMid as usize] = spot_mid;
-        values[SeriesId::PerpMid as usize] = perp_mid;
-        if self.needed[SeriesId::PremiumBps as usize] {
-            values[SeriesId::PremiumBps as usize] = bps(spot_mid - perp_mid, perp_mid);
+        let need = &self.needed;
+        let v = &mut self.sample.values;
+        self.sample.ts = ts;
+        v[SeriesId::SpotMid as usize] = spot_mid;
+        v[SeriesId::PerpMid as usize] = perp_mid;
+        if need[SeriesId::PremiumBps as usize] {
+            v[SeriesId::PremiumBps as usize] = bps(spot_mid - perp_mid, perp_mid);
         }
-        if self.needed[SeriesId::SpotSpreadBps as usize] {
-            values[SeriesId::SpotSpreadBps as usize] = bps(sa - sb, spot_mid);
+        if self.all_series {
+            v[SeriesId::SpotSpreadBps as usize] = bps(sa - sb, spot_mid);
+            v[SeriesId::PerpSpreadBps as usize] = bps(pa - pb, perp_mid);
+            v[SeriesId::SpotBid as usize] = sb;
+            v[SeriesId::SpotAsk as usize] = sa;
+            v[SeriesId::PerpBid as usize] = pb;
+            v[SeriesId::PerpAsk as usize] = pa;
+            v[SeriesId::MarkPrice as usize] = self.mark_f[0];
+            v[SeriesId::IndexPrice as usize] = self.mark_f[1];
+            v[SeriesId::FundingBps as usize] = self.mark_f[2];
         }
-        if self.needed[SeriesId::PerpSpreadBps as usize] {
-            values[SeriesId::PerpSpreadBps as usize] = bps(pa - pb, perp_mid);
-        }
-        values[SeriesId::SpotBid as usize] = sb;
-        values[SeriesId::SpotAsk as usize] = sa;
-        values[SeriesId::PerpBid as usize] = pb;
-        values[SeriesId::PerpAsk as usize] = pa;
-        values[SeriesId::MarkPrice as usize] = self.mark_f[0];
-        values[SeriesId::IndexPrice as usize] = self.mark_f[1];
-        values[SeriesId::FundingBps as usize] = self.mark_f[2];
-        Some(Sample { ts, values })
+        true
+    }
+
+    /// The last sample (valid once [`MarketState::update_sample`] returned true).
+    #[inline]
+    pub fn sample(&self) -> &Sample {
+        &self.sample
     }
 
     /// Both markets have quoted.

@@ -16,7 +16,7 @@ use crate::model::{
 use crate::risk::{
     DenyReason, Risk, RiskContext, RiskDecision, RiskLimits, StateChange, TradingState,
 };
-use crate::signal::MarketState;
+use crate::signal::{quote_prices, MarketState};
 use crate::strategy::{Context, OrderSize, RuleAction, Signals, Strategy};
 
 /// Everything that can happen to the engine.
@@ -107,6 +107,10 @@ pub struct Engine {
     last_denial: Option<(usize, &'static str, TsNs)>,
     /// The position in f64 (indicators and fast paths only; money stays in `position`).
     pos_f: PosF,
+    /// The position or realised PnL changed since the last full kill-switch check.
+    pnl_changed: bool,
+    /// Flat and Active with no realised PnL at the last full check: the kill switch has nothing to act on.
+    no_pnl_yet: bool,
     /// The last decision, still to be journalled.
     deferred: Option<Deferred>,
     defer_journal: bool,
@@ -173,6 +177,8 @@ impl Engine {
             last_denial: None,
             cooldown_until: i64::MIN,
             pos_f: PosF::default(),
+            pnl_changed: true,
+            no_pnl_yet: false,
             deferred: None,
             defer_journal: false,
             stats,
@@ -248,6 +254,7 @@ impl Engine {
 
     /// Refreshes the f64 copy of the position after it changed.
     fn sync_pos_f(&mut self) {
+        self.pnl_changed = true;
         self.pos_f = PosF {
             qty: to_f64(self.position.qty),
             entry: to_f64(self.position.entry_price),
@@ -272,7 +279,20 @@ impl Engine {
     /// [`Engine::on_event`] for a market event borrowed from wherever it was parsed (no copy into an [`Event`]).
     #[inline]
     pub fn on_market_event(&mut self, m: &MarketEvent, out: &mut Vec<Action>) {
-        self.on_market(m, out);
+        self.on_market(m, None, out);
+        self.finish_event(out);
+    }
+
+    /// [`Engine::on_market_event`] for a quote whose [`quote_prices`] the caller computed ahead (the backtest does a
+    /// batch at a time); `prices` is ignored for other events.
+    #[inline]
+    pub fn on_market_event_with(
+        &mut self,
+        m: &MarketEvent,
+        prices: [f64; 2],
+        out: &mut Vec<Action>,
+    ) {
+        self.on_market(m, Some(prices), out);
         self.finish_event(out);
     }
 
@@ -286,7 +306,7 @@ impl Engine {
 
     fn handle(&mut self, event: &Event, out: &mut Vec<Action>) {
         match event {
-            Event::Market(m) => self.on_market(m, out),
+            Event::Market(m) => self.on_market(m, None, out),
             Event::Order(u) => self.on_order_update(u, out),
             // Clock ticks only move time between market events: before the first one there is no market time.
             Event::Clock(ts) if self.stats.events > 0 => {
@@ -321,16 +341,17 @@ impl Engine {
     }
 
     #[inline]
-    fn on_market(&mut self, m: &MarketEvent, out: &mut Vec<Action>) {
+    fn on_market(&mut self, m: &MarketEvent, prices: Option<[f64; 2]>, out: &mut Vec<Action>) {
         self.stats.events += 1;
         // Out-of-order timestamps (merged files, clock skew) are clamped so windows stay monotonic.
         let ts = m.ts.max(self.now);
         self.now = ts;
         match &m.kind {
             MarketKind::Quote(q) => {
-                if let Some(sample) = self.market.on_quote(ts, q) {
+                let prices = prices.unwrap_or_else(|| quote_prices(q));
+                if self.market.update_sample(ts, q, prices) {
                     self.stats.samples += 1;
-                    self.signals.on_sample(&sample);
+                    self.signals.on_sample(self.market.sample());
                 } else {
                     self.signals.advance(ts);
                 }
@@ -348,11 +369,28 @@ impl Engine {
         self.decide(out);
     }
 
+    #[inline]
     fn check_kill_switch(&mut self, out: &mut Vec<Action>) {
+        // Flat with the PnL unchanged since the last full check, same day: nothing can change.
+        if self.pos_f.qty == 0.0
+            && !self.pnl_changed
+            && self.risk.state() == TradingState::Active
+            && (self.no_pnl_yet || self.risk.quiet_while_flat(self.now))
+        {
+            return;
+        }
+        self.check_kill_switch_full(out);
+    }
+
+    fn check_kill_switch_full(&mut self, out: &mut Vec<Action>) {
+        self.pnl_changed = false;
+        self.no_pnl_yet = false;
         if self.position.is_flat()
             && self.risk.state() == TradingState::Active
             && self.position.realized_pnl.is_zero()
         {
+            // Nothing to lose yet: quiet until the position or the PnL changes.
+            self.no_pnl_yet = true;
             return;
         }
         // Fast path: in f64, a breach (or any transition) is clearly impossible on this event; the exact check

@@ -227,30 +227,36 @@ fn masks_sse2(block: &[u8; 64]) -> BlockMasks {
 }
 
 /// How to convert a decimal field of at most 8 bytes (`int_n` digits, a `.` if `dot`, `frac_n` digits) that ends at
-/// `end` (>= 8) with one 8-byte load: the field is loaded right-aligned, the dot (if any) squeezed out by the
-/// precomputed masks, the bytes before the field zeroed, and the 8 digit bytes converted at once. Built per field by
-/// the field walk, and once per layout by [`Shape::learn`].
+/// `end` (>= 8) with one 8-byte load: the field is loaded right-aligned, then two precomputed masks keep its digits
+/// — `lo` the integer digits (shifted up one byte over the dot), `hi` the fraction — and drop the bytes before it,
+/// and the 8 digit bytes are converted at once. Built per field by the field walk, and once per layout by
+/// [`Shape::learn`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct DecField {
     end: usize,
-    dot: bool,
-    below: u64,
-    above: u64,
-    keep: u32,
+    lo: u64,
+    hi: u64,
     scale: u32,
 }
 
 impl DecField {
     #[inline(always)]
     fn new(end: usize, int_n: usize, frac_n: usize, dot: bool) -> DecField {
-        // Byte 7 - frac_n is the dot: the bytes below it move up one byte over it.
-        let d = 7 - frac_n;
+        // Bits of the bytes below byte `n` (all bytes for n >= 8).
+        let below = |n: usize| 1u64.checked_shl(8 * n as u32).map_or(u64::MAX, |b| b - 1);
+        // The bytes before the field, at the low end of the load.
+        let before = below(8usize.saturating_sub(int_n + frac_n + usize::from(dot)));
+        let (lo, hi) = if dot {
+            // Byte 7 - frac_n is the dot: the integer digits below it, the fraction above it.
+            let d = 7 - frac_n;
+            (below(d) & !before, !below(d + 1))
+        } else {
+            (0, !before)
+        };
         DecField {
             end,
-            dot,
-            below: (1u64 << (8 * d)) - 1,
-            above: 1u64.checked_shl(8 * (d as u32 + 1)).map_or(0, |b| !(b - 1)),
-            keep: 8 * (8 - int_n - frac_n) as u32,
+            lo,
+            hi,
             scale: frac_n as u32,
         }
     }
@@ -258,17 +264,7 @@ impl DecField {
     #[inline(always)]
     fn mantissa(&self, s: &[u8]) -> u64 {
         let w = load8(s, self.end - 8) ^ ASCII_ZEROS;
-        let digits = if self.dot {
-            ((w & self.below) << 8) | (w & self.above)
-        } else {
-            w
-        };
-        let digits = if self.keep >= 64 {
-            0
-        } else {
-            digits >> self.keep << self.keep
-        };
-        swar8(digits)
+        swar8(((w & self.lo) << 8) | (w & self.hi))
     }
 
     #[inline(always)]
@@ -479,10 +475,13 @@ pub struct QuoteCsvSource {
     shapes: ShapeCache,
 }
 
-/// The last layout seen for each market (spot, perp).
+/// Layouts remembered per market: a file repeats a handful (quantities of 1, 2 or 3 integer digits, …).
+const SHAPES_PER_MARKET: usize = 4;
+
+/// The most recently seen layouts of each market (spot, perp), most recent first.
 #[derive(Default)]
 struct ShapeCache {
-    shapes: [Option<Shape>; 2],
+    shapes: [[Option<Shape>; SHAPES_PER_MARKET]; 2],
 }
 
 impl QuoteCsvSource {
@@ -509,20 +508,38 @@ impl ShapeCache {
             return None;
         }
         let c0 = (m.comma & bits(0, len)).trailing_zeros() as usize;
-        let slot = match buf.get(c0..c0 + 6)? {
-            b",spot," => 0,
-            b",perp," => 1,
-            _ => return None,
+        // The market text with the commas around it, as one 6-byte word.
+        const TAG: u64 = (1 << 48) - 1;
+        const SPOT: u64 = u64::from_le_bytes(*b",spot,\0\0");
+        const PERP: u64 = u64::from_le_bytes(*b",perp,\0\0");
+        let tag = load8(buf, c0) & TAG;
+        let slot = if tag == SPOT {
+            0
+        } else if tag == PERP {
+            1
+        } else {
+            return None;
         };
-        if let Some(shape) = self.shapes.get(slot).copied().flatten() {
-            if shape.matches(len, &m) {
-                return Some((shape.parse(buf)?, len + 1));
+        let known = self.shapes.get_mut(slot)?;
+        for k in 0..SHAPES_PER_MARKET {
+            match &known[k] {
+                Some(shape) if shape.matches(len, &m) => {
+                    let ev = shape.parse(buf)?;
+                    if k > 0 {
+                        // Most recent first: a run of one layout is found at the first try.
+                        known[..=k].rotate_right(1);
+                    }
+                    return Some((ev, len + 1));
+                }
+                Some(_) => {}
+                None => break,
             }
         }
         let ev = parse_fast_masked(buf, len, m.nondigit)?;
         let venue = if slot == 0 { Venue::Spot } else { Venue::Perp };
-        if let Some(s) = self.shapes.get_mut(slot) {
-            *s = Shape::learn(len, &m, venue);
+        if let Some(shape) = Shape::learn(len, &m, venue) {
+            known.rotate_right(1);
+            known[0] = Some(shape);
         }
         Some((ev, len + 1))
     }
@@ -539,6 +556,28 @@ impl QuoteCsvSource {
             }
         }
         self.next_event_slow()
+    }
+
+    /// [`QuoteCsvSource::next_event`] up to `max` times into `out`; stops at an error (returned) or the end.
+    #[inline]
+    pub(crate) fn fill(&mut self, out: &mut Vec<MarketEvent>, max: usize) -> Option<DataError> {
+        let mut n = 0;
+        while n < max {
+            if let Some(buf) = self.lines.peek_buffered() {
+                if let Some((ev, len)) = self.shapes.parse(buf) {
+                    self.lines.consume_line(len);
+                    out.push(ev);
+                    n += 1;
+                    continue;
+                }
+            }
+            match self.next_event_slow()? {
+                Ok(ev) => out.push(ev),
+                Err(e) => return Some(e),
+            }
+            n += 1;
+        }
+        None
     }
 
     #[cold]

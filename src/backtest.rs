@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::engine::{Action, Engine, EngineConfig, Event};
-use crate::market::event::{MarketEvent, MarketKind};
+use crate::market::event::{MarketEvent, MarketKind, Quote};
 use crate::signal::quote_prices;
 use crate::model::{Fill, OrderUpdate, TsNs};
 use crate::persist::{persist, PersistError};
@@ -289,29 +289,35 @@ pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
     let (mut malformed, mut first_ts, mut last_ts) = (0u64, None, None);
     let mut batch = StoreBatch::new(&store);
     // In batches: the reader's loop and the engine's loop each stay hot in the caches.
-    let mut events: Vec<MarketEvent> = Vec::with_capacity(READ_BATCH);
-    let mut prices: Vec<[f64; 2]> = Vec::with_capacity(READ_BATCH);
+    let placeholder = MarketEvent {
+        ts: 0,
+        kind: MarketKind::Quote(Quote::EMPTY),
+    };
+    let mut events = [placeholder; READ_BATCH];
+    let mut prices = [[f64::NAN; 2]; READ_BATCH];
     loop {
-        events.clear();
-        let error = reader.fill(&mut events, READ_BATCH);
-        if events.is_empty() && error.is_none() {
+        let (read, error) = reader.fill(&mut events);
+        if read == 0 && error.is_none() {
             break;
         }
+        let batch_events = events.get(..read).unwrap_or(&[]);
         // The quotes' f64 prices for the whole batch first: independent divisions, which overlap here instead of
         // stalling the engine one event at a time.
-        prices.clear();
-        prices.extend(events.iter().map(|ev| match &ev.kind {
-            MarketKind::Quote(q) => quote_prices(q),
-            _ => [f64::NAN; 2],
-        }));
-        for (ev, &px) in events.iter().zip(&prices) {
+        for (ev, px) in batch_events.iter().zip(prices.iter_mut()) {
+            if let MarketKind::Quote(q) = &ev.kind {
+                *px = quote_prices(q);
+            }
+        }
+        for (ev, &px) in batch_events.iter().zip(&prices) {
             if first_ts.is_none() {
                 first_ts = Some(ev.ts);
             }
             last_ts = Some(ev.ts);
             sim.on_market(ev, &mut updates);
-            for u in updates.drain(..) {
-                engine.on_event(&Event::Order(u), &mut actions);
+            if !updates.is_empty() {
+                for u in updates.drain(..) {
+                    engine.on_event(&Event::Order(u), &mut actions);
+                }
             }
             engine.on_market_event_with(ev, px, &mut actions);
             if !actions.is_empty() {

@@ -12,6 +12,17 @@ pub struct Quote {
     pub ask_qty: Decimal,
 }
 
+impl Quote {
+    /// A zero spot quote: a placeholder for buffers that are filled in place.
+    pub const EMPTY: Quote = Quote {
+        venue: Venue::Spot,
+        bid: Decimal::ZERO,
+        ask: Decimal::ZERO,
+        bid_qty: Decimal::ZERO,
+        ask_qty: Decimal::ZERO,
+    };
+}
+
 /// One public trade (or aggregate trade).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Trade {

@@ -340,24 +340,24 @@ impl Shape {
             && m.dot & line == self.dot
     }
 
-    /// Converts a line that [`Shape::matches`] and whose market text was checked.
+    /// Converts a line that [`Shape::matches`] and whose market text was checked, into `out` (in place: no
+    /// event is moved around on the way to the caller's batch).
     #[inline(always)]
-    fn parse(&self, s: &[u8]) -> Option<MarketEvent> {
+    fn parse_into(&self, s: &[u8], out: &mut MarketEvent) -> bool {
         let ts = digits_value(s, 0, self.ts_len);
         if ts > i64::MAX as u64 {
-            return None;
+            return false;
         }
         let [b, a, bq, aq] = &self.fields;
-        Some(MarketEvent {
-            ts: ts as i64,
-            kind: MarketKind::Quote(Quote {
-                venue: self.venue,
-                bid: b.value(s),
-                ask: a.value(s),
-                bid_qty: bq.value(s),
-                ask_qty: aq.value(s),
-            }),
-        })
+        out.ts = ts as i64;
+        out.kind = MarketKind::Quote(Quote {
+            venue: self.venue,
+            bid: b.value(s),
+            ask: a.value(s),
+            bid_qty: bq.value(s),
+            ask_qty: aq.value(s),
+        });
+        true
     }
 }
 
@@ -499,6 +499,17 @@ impl ShapeCache {
     /// else through the field walk (learning its layout). Returns the event and the line's length with its `\n`.
     #[inline(always)]
     fn parse(&mut self, buf: &[u8]) -> Option<(MarketEvent, usize)> {
+        let mut ev = MarketEvent {
+            ts: 0,
+            kind: MarketKind::Quote(Quote::EMPTY),
+        };
+        let n = self.parse_into(buf, &mut ev)?;
+        Some((ev, n))
+    }
+
+    /// [`ShapeCache::parse`] into `out`; returns the line's length with its `\n`.
+    #[inline(always)]
+    fn parse_into(&mut self, buf: &[u8], out: &mut MarketEvent) -> Option<usize> {
         let m = block_masks(buf.first_chunk::<64>()?);
         if m.newline == 0 {
             return None;
@@ -524,24 +535,26 @@ impl ShapeCache {
         for k in 0..SHAPES_PER_MARKET {
             match &known[k] {
                 Some(shape) if shape.matches(len, &m) => {
-                    let ev = shape.parse(buf)?;
+                    if !shape.parse_into(buf, out) {
+                        return None;
+                    }
                     if k > 0 {
                         // Most recent first: a run of one layout is found at the first try.
                         known[..=k].rotate_right(1);
                     }
-                    return Some((ev, len + 1));
+                    return Some(len + 1);
                 }
                 Some(_) => {}
                 None => break,
             }
         }
-        let ev = parse_fast_masked(buf, len, m.nondigit)?;
+        *out = parse_fast_masked(buf, len, m.nondigit)?;
         let venue = if slot == 0 { Venue::Spot } else { Venue::Perp };
         if let Some(shape) = Shape::learn(len, &m, venue) {
             known.rotate_right(1);
             known[0] = Some(shape);
         }
-        Some((ev, len + 1))
+        Some(len + 1)
     }
 }
 
@@ -558,26 +571,24 @@ impl QuoteCsvSource {
         self.next_event_slow()
     }
 
-    /// [`QuoteCsvSource::next_event`] up to `max` times into `out`; stops at an error (returned) or the end.
+    /// [`QuoteCsvSource::next_event`] into each slot of `out` in turn, in place; returns how many were filled and
+    /// the error that stopped it early (if one did; fewer without an error = the end).
     #[inline]
-    pub(crate) fn fill(&mut self, out: &mut Vec<MarketEvent>, max: usize) -> Option<DataError> {
-        let mut n = 0;
-        while n < max {
+    pub(crate) fn fill(&mut self, out: &mut [MarketEvent]) -> (usize, Option<DataError>) {
+        for (n, slot) in out.iter_mut().enumerate() {
             if let Some(buf) = self.lines.peek_buffered() {
-                if let Some((ev, len)) = self.shapes.parse(buf) {
+                if let Some(len) = self.shapes.parse_into(buf, slot) {
                     self.lines.consume_line(len);
-                    out.push(ev);
-                    n += 1;
                     continue;
                 }
             }
-            match self.next_event_slow()? {
-                Ok(ev) => out.push(ev),
-                Err(e) => return Some(e),
+            match self.next_event_slow() {
+                Some(Ok(ev)) => *slot = ev,
+                Some(Err(e)) => return (n, Some(e)),
+                None => return (n, None),
             }
-            n += 1;
         }
-        None
+        (out.len(), None)
     }
 
     #[cold]

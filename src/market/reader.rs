@@ -121,23 +121,25 @@ impl MarketReader {
 }
 
 impl MarketReader {
-    /// Appends the next events (at most `max`) to `out`, in order. Stops early at a malformed line, returning its
-    /// error after the events before it, and at the end of the input (nothing appended and no error = done).
-    /// The backtest reads in batches like this: the reader's and the engine's loops each stay hot.
+    /// Reads the next events into `out`, in order, in place; returns how many it read and, when a malformed line
+    /// stopped it early, that line's error (the events before it are read). Fewer than `out.len()` without an
+    /// error: the input ended (0 = nothing left). The backtest reads in batches like this: the reader's and the
+    /// engine's loops each stay hot.
     #[inline]
-    pub fn fill(&mut self, out: &mut Vec<MarketEvent>, max: usize) -> Option<DataError> {
+    pub fn fill(&mut self, out: &mut [MarketEvent]) -> (usize, Option<DataError>) {
         if let [only] = self.inputs.as_mut_slice() {
             if let Source::Quote(s) = &mut only.source {
-                return s.fill(out, max);
+                return s.fill(out);
             }
         }
-        for _ in 0..max {
-            match self.next()? {
-                Ok(ev) => out.push(ev),
-                Err(e) => return Some(e),
+        for (n, slot) in out.iter_mut().enumerate() {
+            match self.next() {
+                Some(Ok(ev)) => *slot = ev,
+                Some(Err(e)) => return (n, Some(e)),
+                None => return (n, None),
             }
         }
-        None
+        (out.len(), None)
     }
 }
 

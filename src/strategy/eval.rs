@@ -7,8 +7,9 @@
 use std::sync::Arc;
 
 use super::compile::{Node, NodeId, Program, WinFunc};
+use super::window::Needs;
 use super::expr::BinOp;
-use super::window::{EdgeWindow, Window};
+use super::window::{EdgeWindow, PlainWindows, Window};
 use super::Strategy;
 use crate::model::TsNs;
 use crate::signal::Sample;
@@ -63,12 +64,19 @@ impl Tri {
 #[derive(Debug, Clone)]
 pub struct Signals {
     program: Arc<Program>,
+    /// Where each of the program's buffers lives.
+    slots: Vec<Slot>,
+    /// Buffers with running statistics (mean, zscore, min, max), and the series each reads.
     windows: Vec<Window>,
+    window_series: Vec<usize>,
+    /// Buffers read only by `change`/`change_pct`, grouped by length, and per group the series of each member.
+    plain: Vec<PlainWindows>,
+    plain_series: Vec<Box<[usize]>>,
     episodes: Vec<EdgeWindow>,
     first_ts: Option<TsNs>,
     now: TsNs,
-    /// Every window-function node of the program: `(node, function, buffer)`.
-    win_nodes: Vec<(NodeId, WinFunc, u32)>,
+    /// Every window-function node of the program: `(node, function, where its buffer is)`.
+    win_nodes: Vec<(NodeId, WinFunc, Slot)>,
     /// Every `episodes` node: `(node, slot)`.
     episode_nodes: Vec<(NodeId, u32)>,
     /// Every series node: `(node, series index)`.
@@ -80,6 +88,15 @@ pub struct Signals {
     /// Per rule: its conjunction of leaf comparisons when it has that shape (the common one), evaluated straight
     /// from `vals`; `None` for other shapes, which walk the tree.
     conj: Vec<Option<Conjunction>>,
+}
+
+/// Where a buffer of the program is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// `windows[i]`.
+    Full(u32),
+    /// Member `m` of `plain[g]`.
+    Plain(u32, u32),
 }
 
 /// `leaf <op> leaf` comparisons joined by `and`.
@@ -127,10 +144,35 @@ fn compare(op: BinOp, x: f64, y: f64) -> Option<bool> {
 impl Signals {
     pub fn new(strategy: &Strategy) -> Signals {
         let program = Arc::clone(&strategy.program);
-        let windows = program
-            .buffers
-            .iter()
-            .map(|b| Window::new(b.len_ns, b.needs))
+        let (mut slots, mut windows, mut window_series) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut plain, mut plain_series): (Vec<PlainWindows>, Vec<Vec<usize>>) =
+            (Vec::new(), Vec::new());
+        for b in &program.buffers {
+            if b.needs == Needs::default() {
+                let g = match plain.iter().position(|p| p.len_ns() == b.len_ns) {
+                    Some(g) => g,
+                    None => {
+                        plain.push(PlainWindows::new(b.len_ns, 0));
+                        plain_series.push(Vec::new());
+                        plain.len() - 1
+                    }
+                };
+                let members = &mut plain_series[g];
+                slots.push(Slot::Plain(g as u32, members.len() as u32));
+                members.push(b.series as usize);
+            } else {
+                slots.push(Slot::Full(windows.len() as u32));
+                windows.push(Window::new(b.len_ns, b.needs));
+                window_series.push(b.series as usize);
+            }
+        }
+        // Sized now that each group's width is known.
+        for (p, members) in plain.iter_mut().zip(&plain_series) {
+            *p = PlainWindows::new(p.len_ns(), members.len());
+        }
+        let plain_series = plain_series
+            .into_iter()
+            .map(Vec::into_boxed_slice)
             .collect();
         let episodes = program
             .episodes
@@ -156,9 +198,19 @@ impl Signals {
             .iter()
             .map(|r| conjunction(&program, r.root))
             .collect();
+        let win_nodes = win_nodes
+            .into_iter()
+            .map(|(id, func, buf): (NodeId, WinFunc, u32)| {
+                (id, func, slots.get(buf as usize).copied().unwrap_or(Slot::Full(u32::MAX)))
+            })
+            .collect();
         Signals {
             program,
+            slots,
             windows,
+            window_series,
+            plain,
+            plain_series,
             episodes,
             first_ts: None,
             now: TsNs::MIN,
@@ -192,6 +244,9 @@ impl Signals {
     #[inline]
     fn advance_windows(&mut self, now: TsNs) {
         self.now = now;
+        for p in &mut self.plain {
+            p.advance(now);
+        }
         for w in &mut self.windows {
             w.advance(now);
         }
@@ -209,13 +264,10 @@ impl Signals {
 
     #[inline]
     fn refresh_windows(&mut self) {
-        for &(id, func, buf) in &self.win_nodes {
-            let v = match self.windows.get(buf as usize) {
-                Some(w) => win_value(w, func, self.first_ts, self.now),
-                None => f64::NAN,
-            };
-            if let Some(slot) = self.vals.get_mut(id as usize) {
-                *slot = v;
+        for &(id, func, slot) in &self.win_nodes {
+            let v = self.slot_value(slot, func, self.now);
+            if let Some(out) = self.vals.get_mut(id as usize) {
+                *out = v;
             }
         }
     }
@@ -247,8 +299,14 @@ impl Signals {
                 *slot = if v.is_finite() { v } else { f64::NAN };
             }
         }
-        for (w, spec) in self.windows.iter_mut().zip(&self.program.buffers) {
-            w.push(ts, sample.get(spec.series));
+        let finite = |v: f64| if v.is_finite() { v } else { f64::NAN };
+        for (p, series) in self.plain.iter_mut().zip(&self.plain_series) {
+            for (out, &s) in p.push(ts).iter_mut().zip(series.iter()) {
+                *out = finite(sample.values.get(s).copied().unwrap_or(f64::NAN));
+            }
+        }
+        for (w, &s) in self.windows.iter_mut().zip(&self.window_series) {
+            w.push(ts, sample.values.get(s).copied().unwrap_or(f64::NAN));
         }
         // Window values first: episode conditions read them; episode counts after their update below.
         self.refresh_windows();
@@ -265,6 +323,26 @@ impl Signals {
         }
         if !self.episode_nodes.is_empty() {
             self.refresh_episodes();
+        }
+    }
+
+    /// The value of `func` over the buffer at `slot` at `now` (NaN until the window is warm).
+    #[inline(always)]
+    fn slot_value(&self, slot: Slot, func: WinFunc, now: TsNs) -> f64 {
+        match slot {
+            Slot::Full(i) => match self.windows.get(i as usize) {
+                Some(w) => win_value(w, func, self.first_ts, now),
+                None => f64::NAN,
+            },
+            Slot::Plain(g, m) => match self.plain.get(g as usize) {
+                Some(p) if warm(self.first_ts, p.len_ns(), now) => match func {
+                    WinFunc::Change => p.change(m as usize),
+                    WinFunc::ChangePct => p.change_pct(m as usize),
+                    // Plain buffers are read only by the two functions above.
+                    _ => f64::NAN,
+                },
+                _ => f64::NAN,
+            },
         }
     }
 
@@ -323,8 +401,8 @@ impl Signals {
                 if now == self.now {
                     return self.vals.get(id as usize).copied().unwrap_or(f64::NAN);
                 }
-                match self.windows.get(buf as usize) {
-                    Some(w) => win_value(w, func, self.first_ts, now),
+                match self.slots.get(buf as usize) {
+                    Some(&slot) => self.slot_value(slot, func, now),
                     None => f64::NAN,
                 }
             }

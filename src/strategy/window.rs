@@ -92,6 +92,124 @@ impl Ring {
     }
 }
 
+/// The windows of one length W whose functions read only their first and last sample (`change`, `change_pct`), as
+/// rows of one ring: every window is pushed at every sample, so they share their timestamps and are pruned once.
+#[derive(Debug, Clone)]
+pub struct PlainWindows {
+    len_ns: i64,
+    /// Windows in the group (values per row).
+    width: usize,
+    /// Ring of sample times (power-of-two capacity) and, row by row, the windows' values at those times.
+    ts: Vec<TsNs>,
+    vals: Vec<f64>,
+    head: usize,
+    len: usize,
+}
+
+impl PlainWindows {
+    pub fn new(len_ns: i64, width: usize) -> PlainWindows {
+        let cap = 16;
+        PlainWindows {
+            len_ns,
+            width,
+            ts: vec![0; cap],
+            vals: vec![f64::NAN; cap * width],
+            head: 0,
+            len: 0,
+        }
+    }
+
+    pub fn len_ns(&self) -> i64 {
+        self.len_ns
+    }
+
+    /// Drops the samples older than `now - W`.
+    #[inline]
+    pub fn advance(&mut self, now: TsNs) {
+        let cutoff = now.saturating_sub(self.len_ns);
+        let mask = self.ts.len() - 1;
+        while self.len > 0 && self.ts.get(self.head).is_some_and(|&t| t < cutoff) {
+            self.head = (self.head + 1) & mask;
+            self.len -= 1;
+        }
+    }
+
+    /// Appends a sample at `ts`: returns its row, one value per window, to fill (undefined values as NaN).
+    #[inline]
+    pub fn push(&mut self, ts: TsNs) -> &mut [f64] {
+        if self.len == self.ts.len() {
+            self.grow();
+        }
+        let i = (self.head + self.len) & (self.ts.len() - 1);
+        self.len += 1;
+        if let Some(t) = self.ts.get_mut(i) {
+            *t = ts;
+        }
+        let w = self.width;
+        self.vals.get_mut(i * w..i * w + w).unwrap_or(&mut [])
+    }
+
+    #[cold]
+    fn grow(&mut self) {
+        let (cap, w) = (self.ts.len(), self.width);
+        let mut ts = Vec::with_capacity(cap * 2);
+        let mut vals = Vec::with_capacity(cap * 2 * w);
+        for k in 0..self.len {
+            let i = (self.head + k) & (cap - 1);
+            ts.extend(self.ts.get(i).copied());
+            vals.extend_from_slice(self.vals.get(i * w..i * w + w).unwrap_or(&[]));
+        }
+        ts.resize(cap * 2, 0);
+        vals.resize(cap * 2 * w, f64::NAN);
+        self.ts = ts;
+        self.vals = vals;
+        self.head = 0;
+    }
+
+    #[inline(always)]
+    fn value(&self, row: usize, member: usize) -> f64 {
+        let i = row & (self.ts.len() - 1);
+        self.vals
+            .get(i * self.width + member)
+            .copied()
+            .unwrap_or(f64::NAN)
+    }
+
+    /// Oldest value of window `member` (NaN if empty).
+    #[inline]
+    pub fn first(&self, member: usize) -> f64 {
+        if self.len == 0 {
+            return f64::NAN;
+        }
+        self.value(self.head, member)
+    }
+
+    /// Newest value of window `member` (NaN if empty).
+    #[inline]
+    pub fn last(&self, member: usize) -> f64 {
+        if self.len == 0 {
+            return f64::NAN;
+        }
+        self.value(self.head + self.len - 1, member)
+    }
+
+    /// `last - first` of window `member`.
+    #[inline]
+    pub fn change(&self, member: usize) -> f64 {
+        self.last(member) - self.first(member)
+    }
+
+    /// `(last / first - 1) * 100` of window `member`; undefined when `first` is 0.
+    #[inline]
+    pub fn change_pct(&self, member: usize) -> f64 {
+        let first = self.first(member);
+        if first == 0.0 {
+            return f64::NAN;
+        }
+        (self.last(member) / first - 1.0) * 100.0
+    }
+}
+
 /// One (series, W) buffer shared by every function that reads it.
 #[derive(Debug, Clone)]
 pub struct Window {

@@ -226,6 +226,74 @@ fn masks_sse2(block: &[u8; 64]) -> BlockMasks {
     m
 }
 
+/// Bit k set if byte k of `block` is not an ASCII digit: the layout check's first half.
+#[inline(always)]
+fn nondigit_mask64(block: &[u8; 64]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_loadu_si128, _mm_movemask_epi8,
+            _mm_or_si128, _mm_set1_epi8,
+        };
+        let mut m = 0u64;
+        for (k, chunk) in block.chunks_exact(16).enumerate() {
+            // SAFETY: SSE2 is always available on x86_64; `chunk` is 16 readable bytes and `loadu` allows any
+            // alignment.
+            let d = unsafe {
+                let v = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
+                // Signed compares: bytes >= 0x80 are negative, hence below '0' — flagged too.
+                let below = _mm_cmplt_epi8(v, _mm_set1_epi8(b'0' as i8));
+                let above = _mm_cmpgt_epi8(v, _mm_set1_epi8(b'9' as i8));
+                _mm_movemask_epi8(_mm_or_si128(below, above))
+            };
+            m |= u64::from(d as u16) << (16 * k);
+        }
+        m
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut m = 0u64;
+        for k in 0..8 {
+            m |= movemask(nondigit_bytes(load8(block, k * 8))) << (8 * k);
+        }
+        m
+    }
+}
+
+/// Bit k set if byte k of `block` equals byte k of `template`: the layout check's second half.
+#[inline(always)]
+fn equal_mask(block: &[u8; 64], template: &[u8; 64]) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8};
+        let mut m = 0u64;
+        for (k, (a, b)) in block
+            .chunks_exact(16)
+            .zip(template.chunks_exact(16))
+            .enumerate()
+        {
+            // SAFETY: SSE2 is always available on x86_64; `a` and `b` are 16 readable bytes each and `loadu`
+            // allows any alignment.
+            let e = unsafe {
+                let va = _mm_loadu_si128(a.as_ptr().cast::<__m128i>());
+                let vb = _mm_loadu_si128(b.as_ptr().cast::<__m128i>());
+                _mm_movemask_epi8(_mm_cmpeq_epi8(va, vb))
+            };
+            m |= u64::from(e as u16) << (16 * k);
+        }
+        m
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut m = 0u64;
+        for k in 0..8 {
+            let x = load8(block, k * 8) ^ load8(template, k * 8);
+            m |= movemask(zero_bytes(x)) << (8 * k);
+        }
+        m
+    }
+}
+
 /// How to convert a decimal field of at most 8 bytes (`int_n` digits, a `.` if `dot`, `frac_n` digits) that ends at
 /// `end` (>= 8) with one 8-byte load: the field is loaded right-aligned, then two precomputed masks keep its digits
 /// — `lo` the integer digits (shifted up one byte over the dot), `hi` the fraction — and drop the bytes before it,
@@ -281,9 +349,12 @@ impl DecField {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Shape {
     len: usize,
-    nondigit: u64,
-    comma: u64,
-    dot: u64,
+    /// The non-digit bytes of the line and its `\n` (bit k = byte k), and what each of them is (`template`; zero
+    /// where the line has digits).
+    seps: u64,
+    template: [u8; 64],
+    /// The bytes of the line and its `\n`.
+    line: u64,
     /// Length of the timestamp.
     ts_len: usize,
     venue: Venue,
@@ -292,9 +363,16 @@ struct Shape {
 
 impl Shape {
     /// The layout of an accepted line (`None` when a field is too long for one 8-byte load).
-    fn learn(len: usize, m: &BlockMasks, venue: Venue) -> Option<Shape> {
+    fn learn(block: &[u8; 64], len: usize, m: &BlockMasks, venue: Venue) -> Option<Shape> {
         let line = bits(0, len);
-        let (nondigit, comma, dot) = (m.nondigit & line, m.comma & line, m.dot & line);
+        let (comma, dot) = (m.comma & line, m.dot & line);
+        let seps = (m.nondigit & line) | (1u64 << len);
+        let mut template = [0u8; 64];
+        for (k, (t, &b)) in template.iter_mut().zip(block.iter()).enumerate() {
+            if seps & (1u64 << k) != 0 {
+                *t = b;
+            }
+        }
         let ts_len = comma.trailing_zeros() as usize;
         // Field ends: the 3rd to 5th commas, then the line end.
         let mut ends = [0usize; 4];
@@ -322,22 +400,22 @@ impl Shape {
         }
         Some(Shape {
             len,
-            nondigit,
-            comma,
-            dot,
+            seps,
+            template,
+            line: bits(0, len + 1),
             ts_len,
             venue,
             fields,
         })
     }
 
+    /// Whether the line at the start of `block`, whose non-digit bytes are `nondigit`, has this layout: its
+    /// non-digits up to and including the `\n` are where the layout's are, and are the same bytes. Everything else
+    /// in it is then a digit where the layout has one.
     #[inline(always)]
-    fn matches(&self, len: usize, m: &BlockMasks) -> bool {
-        let line = bits(0, len);
-        len == self.len
-            && m.nondigit & line == self.nondigit
-            && m.comma & line == self.comma
-            && m.dot & line == self.dot
+    fn matches(&self, block: &[u8; 64], nondigit: u64) -> bool {
+        nondigit & self.line == self.seps
+            && equal_mask(block, &self.template) & self.seps == self.seps
     }
 
     /// Converts a line that [`Shape::matches`] and whose market text was checked, into `out` (in place: no
@@ -510,16 +588,11 @@ impl ShapeCache {
     /// [`ShapeCache::parse`] into `out`; returns the line's length with its `\n`.
     #[inline(always)]
     fn parse_into(&mut self, buf: &[u8], out: &mut MarketEvent) -> Option<usize> {
-        let m = block_masks(buf.first_chunk::<64>()?);
-        if m.newline == 0 {
-            return None;
-        }
-        let len = m.newline.trailing_zeros() as usize;
-        if !(12..=63).contains(&len) {
-            return None;
-        }
-        let c0 = (m.comma & bits(0, len)).trailing_zeros() as usize;
-        // The market text with the commas around it, as one 6-byte word.
+        let block = buf.first_chunk::<64>()?;
+        let nondigit = nondigit_mask64(block);
+        // The first non-digit ends the timestamp: the market text with the commas around it follows, read as one
+        // 6-byte word.
+        let c0 = nondigit.trailing_zeros() as usize;
         const TAG: u64 = (1 << 48) - 1;
         const SPOT: u64 = u64::from_le_bytes(*b",spot,\0\0");
         const PERP: u64 = u64::from_le_bytes(*b",perp,\0\0");
@@ -534,23 +607,33 @@ impl ShapeCache {
         let known = self.shapes.get_mut(slot)?;
         for k in 0..SHAPES_PER_MARKET {
             match &known[k] {
-                Some(shape) if shape.matches(len, &m) => {
+                Some(shape) if shape.matches(block, nondigit) => {
                     if !shape.parse_into(buf, out) {
                         return None;
                     }
+                    let n = shape.len + 1;
                     if k > 0 {
                         // Most recent first: a run of one layout is found at the first try.
                         known[..=k].rotate_right(1);
                     }
-                    return Some(len + 1);
+                    return Some(n);
                 }
                 Some(_) => {}
                 None => break,
             }
         }
+        // A layout not seen lately: the field walk, which learns it.
+        let m = block_masks(block);
+        if m.newline == 0 {
+            return None;
+        }
+        let len = m.newline.trailing_zeros() as usize;
+        if !(12..=63).contains(&len) {
+            return None;
+        }
         *out = parse_fast_masked(buf, len, m.nondigit)?;
         let venue = if slot == 0 { Venue::Spot } else { Venue::Perp };
-        if let Some(shape) = Shape::learn(len, &m, venue) {
+        if let Some(shape) = Shape::learn(block, len, &m, venue) {
             known.rotate_right(1);
             known[0] = Some(shape);
         }

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use super::compile::{Node, NodeId, Program, WinFunc};
-use super::window::Needs;
 use super::expr::BinOp;
+use super::window::Needs;
 use super::window::{EdgeWindow, PlainWindows, Window};
 use super::Strategy;
 use crate::model::TsNs;
@@ -75,8 +75,10 @@ pub struct Signals {
     episodes: Vec<EdgeWindow>,
     first_ts: Option<TsNs>,
     now: TsNs,
-    /// Every window-function node of the program: `(node, function, where its buffer is)`.
-    win_nodes: Vec<(NodeId, WinFunc, Slot)>,
+    /// Every window-function node over a buffer with running statistics: `(node, function, window)`.
+    win_nodes: Vec<(NodeId, WinFunc, u32)>,
+    /// Per group of plain windows, its `change`/`change_pct` nodes: `(node, function, member)`.
+    plain_nodes: Vec<Box<[(NodeId, WinFunc, u32)]>>,
     /// Every `episodes` node: `(node, slot)`.
     episode_nodes: Vec<(NodeId, u32)>,
     /// Every series node: `(node, series index)`.
@@ -198,12 +200,23 @@ impl Signals {
             .iter()
             .map(|r| conjunction(&program, r.root))
             .collect();
+        let mut plain_nodes = vec![Vec::new(); plain.len()];
         let win_nodes = win_nodes
             .into_iter()
-            .map(|(id, func, buf): (NodeId, WinFunc, u32)| {
-                (id, func, slots.get(buf as usize).copied().unwrap_or(Slot::Full(u32::MAX)))
-            })
+            .filter_map(
+                |(id, func, buf): (NodeId, WinFunc, u32)| match slots.get(buf as usize) {
+                    Some(&Slot::Full(i)) => Some((id, func, i)),
+                    Some(&Slot::Plain(g, m)) => {
+                        if let Some(nodes) = plain_nodes.get_mut(g as usize) {
+                            nodes.push((id, func, m));
+                        }
+                        None
+                    }
+                    None => None,
+                },
+            )
             .collect();
+        let plain_nodes = plain_nodes.into_iter().map(Vec::into_boxed_slice).collect();
         Signals {
             program,
             slots,
@@ -215,6 +228,7 @@ impl Signals {
             first_ts: None,
             now: TsNs::MIN,
             win_nodes,
+            plain_nodes,
             episode_nodes,
             series_nodes,
             vals,
@@ -264,8 +278,33 @@ impl Signals {
 
     #[inline]
     fn refresh_windows(&mut self) {
-        for &(id, func, slot) in &self.win_nodes {
-            let v = self.slot_value(slot, func, self.now);
+        // Plain windows a group at a time: one warm-up check and one look at the ring's ends for all of them.
+        for (p, nodes) in self.plain.iter().zip(&self.plain_nodes) {
+            let ends = p
+                .ends()
+                .filter(|_| warm(self.first_ts, p.len_ns(), self.now));
+            for &(id, func, m) in nodes.iter() {
+                let v = match ends {
+                    Some((first, last)) => {
+                        let (f, l) = (
+                            first.get(m as usize).copied().unwrap_or(f64::NAN),
+                            last.get(m as usize).copied().unwrap_or(f64::NAN),
+                        );
+                        match func {
+                            WinFunc::Change => l - f,
+                            WinFunc::ChangePct if f != 0.0 => (l / f - 1.0) * 100.0,
+                            _ => f64::NAN,
+                        }
+                    }
+                    None => f64::NAN,
+                };
+                if let Some(out) = self.vals.get_mut(id as usize) {
+                    *out = v;
+                }
+            }
+        }
+        for &(id, func, i) in &self.win_nodes {
+            let v = self.slot_value(Slot::Full(i), func, self.now);
             if let Some(out) = self.vals.get_mut(id as usize) {
                 *out = v;
             }

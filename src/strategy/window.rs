@@ -166,6 +166,20 @@ impl PlainWindows {
         self.head = 0;
     }
 
+    /// The oldest and the newest row (one value per window), or `None` when empty.
+    #[inline]
+    pub fn ends(&self) -> Option<(&[f64], &[f64])> {
+        if self.len == 0 {
+            return None;
+        }
+        let (mask, w) = (self.ts.len() - 1, self.width);
+        let last = (self.head + self.len - 1) & mask;
+        Some((
+            self.vals.get(self.head * w..self.head * w + w)?,
+            self.vals.get(last * w..last * w + w)?,
+        ))
+    }
+
     #[inline(always)]
     fn value(&self, row: usize, member: usize) -> f64 {
         let i = row & (self.ts.len() - 1);

@@ -15,7 +15,6 @@ use crate::market::event::{MarketEvent, MarketKind, Quote};
 use crate::model::{Fill, OrderUpdate, TsNs};
 use crate::persist::{persist, PersistError};
 use crate::report::TradeStats;
-use crate::signal::quote_prices;
 use crate::sim::SimExchange;
 use crate::store::{Durability, RunKind, RunMeta, Store};
 use crate::strategy::Strategy;
@@ -296,18 +295,13 @@ pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
     let mut events = [placeholder; READ_BATCH];
     let mut prices = [[f64::NAN; 2]; READ_BATCH];
     loop {
-        let (read, error) = reader.fill(&mut events);
+        // The reader also gives each quote's f64 prices: converted there from the parsed digits, their divisions
+        // overlap with parsing instead of stalling the engine one event at a time.
+        let (read, error) = reader.fill(&mut events, &mut prices);
         if read == 0 && error.is_none() {
             break;
         }
         let batch_events = events.get(..read).unwrap_or(&[]);
-        // The quotes' f64 prices for the whole batch first: independent divisions, which overlap here instead of
-        // stalling the engine one event at a time.
-        for (ev, px) in batch_events.iter().zip(prices.iter_mut()) {
-            if let MarketKind::Quote(q) = &ev.kind {
-                *px = quote_prices(q);
-            }
-        }
         for (ev, &px) in batch_events.iter().zip(&prices) {
             if first_ts.is_none() {
                 first_ts = Some(ev.ts);

@@ -44,15 +44,20 @@ pub(crate) const POW10: [u64; 19] = [
 /// Loads up to 8 bytes at `i` little-endian (missing bytes are zero, which is not a digit).
 #[inline(always)]
 pub(crate) fn load8(s: &[u8], i: usize) -> u64 {
-    let mut a = [0u8; 8];
-    match s.get(i..i.saturating_add(8)) {
-        Some(b) => a.copy_from_slice(b),
-        None => {
-            let rest = s.get(i..).unwrap_or(&[]);
-            let n = rest.len().min(8);
-            a[..n].copy_from_slice(&rest[..n]);
-        }
+    // One 8-byte load; the short tail out of line, so that the compiler never merges the two into a memcpy.
+    match s.get(i..).and_then(|r| r.first_chunk::<8>()) {
+        Some(b) => u64::from_le_bytes(*b),
+        None => load8_tail(s, i),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn load8_tail(s: &[u8], i: usize) -> u64 {
+    let mut a = [0u8; 8];
+    let rest = s.get(i..).unwrap_or(&[]);
+    let n = rest.len().min(8);
+    a[..n].copy_from_slice(&rest[..n]);
     u64::from_le_bytes(a)
 }
 

@@ -340,7 +340,21 @@ impl DecField {
         let mant = self.mantissa(s);
         Decimal::from_parts(mant as u32, (mant >> 32) as u32, 0, false, self.scale)
     }
+
+    /// The value and its f64 (the mantissa has at most 8 digits: `mantissa / 10^scale` is the correctly rounded
+    /// f64, what [`crate::model::to_f64`] gives for the decimal).
+    #[inline(always)]
+    fn value_and_f64(&self, s: &[u8]) -> (Decimal, f64) {
+        let mant = self.mantissa(s);
+        (
+            Decimal::from_parts(mant as u32, (mant >> 32) as u32, 0, false, self.scale),
+            mant as f64 / POW10_F64[self.scale as usize & 7],
+        )
+    }
 }
+
+/// 10^k as f64, exact, for the at most 7 decimals of an 8-byte field.
+const POW10_F64: [f64; 8] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7];
 
 /// The layout of a line — where every separator is and what it is — learnt from a line the fast parser accepted.
 /// Quote files repeat a few layouts (fixed decimals per market), so a line whose non-digit, comma and dot masks
@@ -421,20 +435,23 @@ impl Shape {
     /// Converts a line that [`Shape::matches`] and whose market text was checked, into `out` (in place: no
     /// event is moved around on the way to the caller's batch).
     #[inline(always)]
-    fn parse_into(&self, s: &[u8], out: &mut MarketEvent) -> bool {
+    fn parse_into(&self, s: &[u8], out: &mut MarketEvent, prices: &mut [f64; 2]) -> bool {
         let ts = digits_value(s, 0, self.ts_len);
         if ts > i64::MAX as u64 {
             return false;
         }
         let [b, a, bq, aq] = &self.fields;
+        let (bid, bid_f) = b.value_and_f64(s);
+        let (ask, ask_f) = a.value_and_f64(s);
         out.ts = ts as i64;
         out.kind = MarketKind::Quote(Quote {
             venue: self.venue,
-            bid: b.value(s),
-            ask: a.value(s),
+            bid,
+            ask,
             bid_qty: bq.value(s),
             ask_qty: aq.value(s),
         });
+        *prices = [bid_f, ask_f];
         true
     }
 }
@@ -581,13 +598,19 @@ impl ShapeCache {
             ts: 0,
             kind: MarketKind::Quote(Quote::EMPTY),
         };
-        let n = self.parse_into(buf, &mut ev)?;
+        let n = self.parse_into(buf, &mut ev, &mut [0.0; 2])?;
         Some((ev, n))
     }
 
-    /// [`ShapeCache::parse`] into `out`; returns the line's length with its `\n`.
+    /// [`ShapeCache::parse`] into `out`, with the quote's [`crate::signal::quote_prices`] into `prices`; returns
+    /// the line's length with its `\n`.
     #[inline(always)]
-    fn parse_into(&mut self, buf: &[u8], out: &mut MarketEvent) -> Option<usize> {
+    fn parse_into(
+        &mut self,
+        buf: &[u8],
+        out: &mut MarketEvent,
+        prices: &mut [f64; 2],
+    ) -> Option<usize> {
         let block = buf.first_chunk::<64>()?;
         let nondigit = nondigit_mask64(block);
         // The first non-digit ends the timestamp: the market text with the commas around it follows, read as one
@@ -608,7 +631,7 @@ impl ShapeCache {
         for k in 0..SHAPES_PER_MARKET {
             match &known[k] {
                 Some(shape) if shape.matches(block, nondigit) => {
-                    if !shape.parse_into(buf, out) {
+                    if !shape.parse_into(buf, out, prices) {
                         return None;
                     }
                     let n = shape.len + 1;
@@ -632,6 +655,9 @@ impl ShapeCache {
             return None;
         }
         *out = parse_fast_masked(buf, len, m.nondigit)?;
+        if let MarketKind::Quote(q) = &out.kind {
+            *prices = crate::signal::quote_prices(q);
+        }
         let venue = if slot == 0 { Venue::Spot } else { Venue::Perp };
         if let Some(shape) = Shape::learn(block, len, &m, venue) {
             known.rotate_right(1);
@@ -657,21 +683,30 @@ impl QuoteCsvSource {
     /// [`QuoteCsvSource::next_event`] into each slot of `out` in turn, in place; returns how many were filled and
     /// the error that stopped it early (if one did; fewer without an error = the end).
     #[inline]
-    pub(crate) fn fill(&mut self, out: &mut [MarketEvent]) -> (usize, Option<DataError>) {
-        for (n, slot) in out.iter_mut().enumerate() {
+    pub(crate) fn fill(
+        &mut self,
+        out: &mut [MarketEvent],
+        prices: &mut [[f64; 2]],
+    ) -> (usize, Option<DataError>) {
+        for (n, (slot, px)) in out.iter_mut().zip(prices.iter_mut()).enumerate() {
             if let Some(buf) = self.lines.peek_buffered() {
-                if let Some(len) = self.shapes.parse_into(buf, slot) {
+                if let Some(len) = self.shapes.parse_into(buf, slot, px) {
                     self.lines.consume_line(len);
                     continue;
                 }
             }
             match self.next_event_slow() {
-                Some(Ok(ev)) => *slot = ev,
+                Some(Ok(ev)) => {
+                    *slot = ev;
+                    if let MarketKind::Quote(q) = &ev.kind {
+                        *px = crate::signal::quote_prices(q);
+                    }
+                }
                 Some(Err(e)) => return (n, Some(e)),
                 None => return (n, None),
             }
         }
-        (out.len(), None)
+        (out.len().min(prices.len()), None)
     }
 
     #[cold]
@@ -896,6 +931,34 @@ mod tests {
         out
     }
 
+    /// [`read_all`] through [`QuoteCsvSource::fill`] in small batches (the backtest's path), checking that the
+    /// f64 prices it gives are each quote's [`crate::signal::quote_prices`].
+    fn read_all_batched(data: &[u8]) -> Vec<Result<String, String>> {
+        let lines = LineReader::new(Box::new(std::io::Cursor::new(data.to_vec())));
+        let mut src = QuoteCsvSource::new("t.csv", lines);
+        let blank = MarketEvent {
+            ts: 0,
+            kind: MarketKind::Quote(Quote::EMPTY),
+        };
+        let (mut events, mut prices) = ([blank; 7], [[f64::NAN; 2]; 7]);
+        let mut out = Vec::new();
+        loop {
+            let (n, err) = src.fill(&mut events, &mut prices);
+            for (ev, px) in events.iter().zip(&prices).take(n) {
+                if let MarketKind::Quote(q) = &ev.kind {
+                    let want = crate::signal::quote_prices(q);
+                    assert_eq!(px.map(f64::to_bits), want.map(f64::to_bits), "{ev:?}");
+                }
+                out.push(Ok(format!("{ev:?} {}", ev.to_string_for_test())));
+            }
+            match err {
+                Some(e) => out.push(Err(e.to_string())),
+                None if n < events.len() => return out,
+                None => {}
+            }
+        }
+    }
+
     #[test]
     fn layout_cache_agrees_with_the_general_parser() {
         // Lines that share a layout with the previous line of their market but differ in a separator, a digit
@@ -936,6 +999,7 @@ mod tests {
             data.push('\n');
         }
         let got = read_all(data.as_bytes());
+        assert_eq!(read_all_batched(data.as_bytes()), got);
         assert_eq!(got.len(), want.len());
         for (k, (g, w)) in got.iter().zip(&want).enumerate() {
             match (g, w) {

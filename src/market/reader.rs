@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::market::binance_csv::BinanceCsvSource;
 use crate::market::detect::{detect_format, venue_from_name, Format, InputSpec};
 use crate::market::error::DataError;
-use crate::market::event::MarketEvent;
+use crate::market::event::{MarketEvent, MarketKind};
 use crate::market::lines::{open_file, LineReader};
 use crate::market::num::excerpt;
 use crate::market::quote_csv::QuoteCsvSource;
@@ -121,25 +121,35 @@ impl MarketReader {
 }
 
 impl MarketReader {
-    /// Reads the next events into `out`, in order, in place; returns how many it read and, when a malformed line
+    /// Reads the next events into `out`, in order, in place, and each quote's [`crate::signal::quote_prices`]
+    /// into the same slot of `prices`; returns how many it read and, when a malformed line
     /// stopped it early, that line's error (the events before it are read). Fewer than `out.len()` without an
     /// error: the input ended (0 = nothing left). The backtest reads in batches like this: the reader's and the
     /// engine's loops each stay hot.
     #[inline]
-    pub fn fill(&mut self, out: &mut [MarketEvent]) -> (usize, Option<DataError>) {
+    pub fn fill(
+        &mut self,
+        out: &mut [MarketEvent],
+        prices: &mut [[f64; 2]],
+    ) -> (usize, Option<DataError>) {
         if let [only] = self.inputs.as_mut_slice() {
             if let Source::Quote(s) = &mut only.source {
-                return s.fill(out);
+                return s.fill(out, prices);
             }
         }
-        for (n, slot) in out.iter_mut().enumerate() {
+        for (n, (slot, px)) in out.iter_mut().zip(prices.iter_mut()).enumerate() {
             match self.next() {
-                Some(Ok(ev)) => *slot = ev,
+                Some(Ok(ev)) => {
+                    *slot = ev;
+                    if let MarketKind::Quote(q) = &ev.kind {
+                        *px = crate::signal::quote_prices(q);
+                    }
+                }
                 Some(Err(e)) => return (n, Some(e)),
                 None => return (n, None),
             }
         }
-        (out.len(), None)
+        (out.len().min(prices.len()), None)
     }
 }
 

@@ -255,7 +255,7 @@ impl Signals {
         self.refresh();
     }
 
-    #[inline]
+    #[inline(always)]
     fn advance_windows(&mut self, now: TsNs) {
         self.now = now;
         for p in &mut self.plain {
@@ -276,7 +276,7 @@ impl Signals {
         self.refresh_episodes();
     }
 
-    #[inline]
+    #[inline(always)]
     fn refresh_windows(&mut self) {
         // Plain windows a group at a time: one warm-up check and one look at the ring's ends for all of them.
         for (p, nodes) in self.plain.iter().zip(&self.plain_nodes) {

@@ -167,14 +167,14 @@ impl LineReader {
         }
     }
 
-    /// The buffered bytes from the current line's start, if at least 64 are buffered and no over-long line is
+    /// The buffered bytes from the current line's start, if at least 72 are buffered and no over-long line is
     /// being skipped (a fast path for short lines; see [`LineReader::consume_line`]).
     #[inline(always)]
     pub fn peek_buffered(&self) -> Option<&[u8]> {
         if self.skipping {
             return None;
         }
-        self.buf.get(self.start..self.end).filter(|b| b.len() >= 64)
+        self.buf.get(self.start..self.end).filter(|b| b.len() >= 72)
     }
 
     /// Consumes a line of `n` bytes including its `\n` from the current position, as seen through

@@ -335,17 +335,24 @@ impl DecField {
         swar8(((w & self.lo) << 8) | (w & self.hi))
     }
 
+    /// [`DecField::value`] of a field inside a line block (no bounds checks: see [`load8_in`]).
     #[inline(always)]
-    fn value(&self, s: &[u8]) -> Decimal {
-        let mant = self.mantissa(s);
+    fn value_in(&self, block: &LineBlock) -> Decimal {
+        let mant = self.mantissa_in(block);
         Decimal::from_parts(mant as u32, (mant >> 32) as u32, 0, false, self.scale)
+    }
+
+    #[inline(always)]
+    fn mantissa_in(&self, block: &LineBlock) -> u64 {
+        let w = load8_in(block, self.end.wrapping_sub(8)) ^ ASCII_ZEROS;
+        swar8(((w & self.lo) << 8) | (w & self.hi))
     }
 
     /// The value and its f64 (the mantissa has at most 8 digits: `mantissa / 10^scale` is the correctly rounded
     /// f64, what [`crate::model::to_f64`] gives for the decimal).
     #[inline(always)]
-    fn value_and_f64(&self, s: &[u8]) -> (Decimal, f64) {
-        let mant = self.mantissa(s);
+    fn value_and_f64(&self, block: &LineBlock) -> (Decimal, f64) {
+        let mant = self.mantissa_in(block);
         (
             Decimal::from_parts(mant as u32, (mant >> 32) as u32, 0, false, self.scale),
             mant as f64 / POW10_F64[self.scale as usize & 7],
@@ -435,8 +442,8 @@ impl Shape {
     /// Converts a line that [`Shape::matches`] and whose market text was checked, into `out` (in place: no
     /// event is moved around on the way to the caller's batch).
     #[inline(always)]
-    fn parse_into(&self, s: &[u8], out: &mut MarketEvent, prices: &mut [f64; 2]) -> bool {
-        let ts = digits_value(s, 0, self.ts_len);
+    fn parse_into(&self, s: &LineBlock, out: &mut MarketEvent, prices: &mut [f64; 2]) -> bool {
+        let ts = leading_digits_in(s, self.ts_len);
         if ts > i64::MAX as u64 {
             return false;
         }
@@ -448,8 +455,8 @@ impl Shape {
             venue: self.venue,
             bid,
             ask,
-            bid_qty: bq.value(s),
-            ask_qty: aq.value(s),
+            bid_qty: bq.value_in(s),
+            ask_qty: aq.value_in(s),
         });
         *prices = [bid_f, ask_f];
         true
@@ -478,6 +485,41 @@ fn nondigit_bytes(w: u64) -> u64 {
 #[inline(always)]
 fn movemask(m: u64) -> u64 {
     (m >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
+}
+
+/// The bytes a line is parsed from on the fast path: a line of at most 63 bytes and its `\n`, plus 8 bytes of
+/// slack, so that an 8-byte load at any offset below 64 is inside it.
+type LineBlock = [u8; 72];
+
+/// Loads 8 bytes at `i` (< 64; the offsets of a known layout always are) little-endian. The mask makes the bound
+/// provable, so the compiler drops the check.
+#[inline(always)]
+fn load8_in(block: &LineBlock, i: usize) -> u64 {
+    let i = i & 63;
+    match block.get(i..i + 8).and_then(|b| b.first_chunk::<8>()) {
+        Some(b) => u64::from_le_bytes(*b),
+        None => 0,
+    }
+}
+
+/// Value of the first `n` (at most 19) ASCII digits of `block`, 8 at a time.
+#[inline(always)]
+fn leading_digits_in(block: &LineBlock, n: usize) -> u64 {
+    let mut v = 0u64;
+    let mut i = 0;
+    let mut left = n.min(19);
+    while left >= 8 {
+        v = v
+            .wrapping_mul(100_000_000)
+            .wrapping_add(swar8(load8_in(block, i) ^ ASCII_ZEROS));
+        i += 8;
+        left -= 8;
+    }
+    if left > 0 {
+        let chunk = swar8((load8_in(block, i) ^ ASCII_ZEROS) << (8 * (8 - left)));
+        v = v.wrapping_mul(POW10[left]).wrapping_add(chunk);
+    }
+    v
 }
 
 /// Value of the `n` (at most 19) ASCII digits at `s[start..]`, 8 at a time.
@@ -590,7 +632,7 @@ impl QuoteCsvSource {
 }
 
 impl ShapeCache {
-    /// A common-shape line at the start of `buf` (at least 64 bytes): through a known layout when it has one,
+    /// A common-shape line at the start of `buf` (at least 72 bytes): through a known layout when it has one,
     /// else through the field walk (learning its layout). Returns the event and the line's length with its `\n`.
     #[inline(always)]
     fn parse(&mut self, buf: &[u8]) -> Option<(MarketEvent, usize)> {
@@ -611,7 +653,8 @@ impl ShapeCache {
         out: &mut MarketEvent,
         prices: &mut [f64; 2],
     ) -> Option<usize> {
-        let block = buf.first_chunk::<64>()?;
+        let line: &LineBlock = buf.first_chunk::<72>()?;
+        let block = line.first_chunk::<64>()?;
         let nondigit = nondigit_mask64(block);
         // The first non-digit ends the timestamp: the market text with the commas around it follows, read as one
         // 6-byte word.
@@ -619,7 +662,7 @@ impl ShapeCache {
         const TAG: u64 = (1 << 48) - 1;
         const SPOT: u64 = u64::from_le_bytes(*b",spot,\0\0");
         const PERP: u64 = u64::from_le_bytes(*b",perp,\0\0");
-        let tag = load8(buf, c0) & TAG;
+        let tag = load8_in(line, c0) & TAG;
         let slot = if tag == SPOT {
             0
         } else if tag == PERP {
@@ -631,7 +674,7 @@ impl ShapeCache {
         for k in 0..SHAPES_PER_MARKET {
             match &known[k] {
                 Some(shape) if shape.matches(block, nondigit) => {
-                    if !shape.parse_into(buf, out, prices) {
+                    if !shape.parse_into(line, out, prices) {
                         return None;
                     }
                     let n = shape.len + 1;

@@ -69,16 +69,13 @@ pub struct Signals {
     /// Buffers with running statistics (mean, zscore, min, max), and the series each reads.
     windows: Vec<Window>,
     window_series: Vec<usize>,
-    /// Buffers read only by `change`/`change_pct`, grouped by length, and per group the series of each member.
-    plain: Vec<PlainWindows>,
-    plain_series: Vec<Box<[usize]>>,
+    /// Buffers read only by `change`/`change_pct`, grouped by length.
+    plain: Vec<PlainGroup>,
     episodes: Vec<EdgeWindow>,
     first_ts: Option<TsNs>,
     now: TsNs,
     /// Every window-function node over a buffer with running statistics: `(node, function, window)`.
     win_nodes: Vec<(NodeId, WinFunc, u32)>,
-    /// Per group of plain windows, its `change`/`change_pct` nodes: `(node, function, member)`.
-    plain_nodes: Vec<Box<[(NodeId, WinFunc, u32)]>>,
     /// Every `episodes` node: `(node, slot)`.
     episode_nodes: Vec<(NodeId, u32)>,
     /// Every series node: `(node, series index)`.
@@ -90,6 +87,16 @@ pub struct Signals {
     /// Per rule: its conjunction of leaf comparisons when it has that shape (the common one), evaluated straight
     /// from `vals`; `None` for other shapes, which walk the tree.
     conj: Vec<Option<Conjunction>>,
+}
+
+/// Plain windows of one length, with the series each member reads and the `change`/`change_pct` nodes over them:
+/// one struct, so the per-sample loops walk one slice (no zipped iterators).
+#[derive(Debug, Clone)]
+struct PlainGroup {
+    win: PlainWindows,
+    series: Box<[usize]>,
+    /// `(node, function, member)`.
+    nodes: Box<[(NodeId, WinFunc, u32)]>,
 }
 
 /// Where a buffer of the program is kept.
@@ -172,7 +179,7 @@ impl Signals {
         for (p, members) in plain.iter_mut().zip(&plain_series) {
             *p = PlainWindows::new(p.len_ns(), members.len());
         }
-        let plain_series = plain_series
+        let plain_series: Vec<Box<[usize]>> = plain_series
             .into_iter()
             .map(Vec::into_boxed_slice)
             .collect();
@@ -216,19 +223,26 @@ impl Signals {
                 },
             )
             .collect();
-        let plain_nodes = plain_nodes.into_iter().map(Vec::into_boxed_slice).collect();
+        let plain = plain
+            .into_iter()
+            .zip(plain_series)
+            .zip(plain_nodes)
+            .map(|((win, series), nodes)| PlainGroup {
+                win,
+                series,
+                nodes: nodes.into_boxed_slice(),
+            })
+            .collect();
         Signals {
             program,
             slots,
             windows,
             window_series,
             plain,
-            plain_series,
             episodes,
             first_ts: None,
             now: TsNs::MIN,
             win_nodes,
-            plain_nodes,
             episode_nodes,
             series_nodes,
             vals,
@@ -258,8 +272,8 @@ impl Signals {
     #[inline(always)]
     fn advance_windows(&mut self, now: TsNs) {
         self.now = now;
-        for p in &mut self.plain {
-            p.advance(now);
+        for g in &mut self.plain {
+            g.win.advance(now);
         }
         for w in &mut self.windows {
             w.advance(now);
@@ -279,11 +293,12 @@ impl Signals {
     #[inline(always)]
     fn refresh_windows(&mut self) {
         // Plain windows a group at a time: one warm-up check and one look at the ring's ends for all of them.
-        for (p, nodes) in self.plain.iter().zip(&self.plain_nodes) {
-            let ends = p
+        for g in &self.plain {
+            let ends = g
+                .win
                 .ends()
-                .filter(|_| warm(self.first_ts, p.len_ns(), self.now));
-            for &(id, func, m) in nodes.iter() {
+                .filter(|_| warm(self.first_ts, g.win.len_ns(), self.now));
+            for &(id, func, m) in g.nodes.iter() {
                 let v = match ends {
                     Some((first, last)) => {
                         let (f, l) = (
@@ -339,9 +354,12 @@ impl Signals {
             }
         }
         let finite = |v: f64| if v.is_finite() { v } else { f64::NAN };
-        for (p, series) in self.plain.iter_mut().zip(&self.plain_series) {
-            for (out, &s) in p.push(ts).iter_mut().zip(series.iter()) {
-                *out = finite(sample.values.get(s).copied().unwrap_or(f64::NAN));
+        for g in &mut self.plain {
+            let row = g.win.push(ts);
+            for (m, &s) in g.series.iter().enumerate() {
+                if let Some(out) = row.get_mut(m) {
+                    *out = finite(sample.values.get(s).copied().unwrap_or(f64::NAN));
+                }
             }
         }
         for (w, &s) in self.windows.iter_mut().zip(&self.window_series) {
@@ -374,9 +392,9 @@ impl Signals {
                 None => f64::NAN,
             },
             Slot::Plain(g, m) => match self.plain.get(g as usize) {
-                Some(p) if warm(self.first_ts, p.len_ns(), now) => match func {
-                    WinFunc::Change => p.change(m as usize),
-                    WinFunc::ChangePct => p.change_pct(m as usize),
+                Some(g) if warm(self.first_ts, g.win.len_ns(), now) => match func {
+                    WinFunc::Change => g.win.change(m as usize),
+                    WinFunc::ChangePct => g.win.change_pct(m as usize),
                     // Plain buffers are read only by the two functions above.
                     _ => f64::NAN,
                 },

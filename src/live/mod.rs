@@ -38,7 +38,7 @@ use crate::model::NS_PER_MS;
 use crate::persist::persist;
 use crate::report::TradeStats;
 use crate::store::{BackgroundFlush, Durability, RunKind, RunMeta, Store};
-use latency::{Latencies, LatencySummary};
+use latency::{Latencies, LatencySummary, OrderStamps, StageSummaries};
 use router::{run_router, RouterCmd};
 
 /// Capacity of the engine's event channel. Feeds wait (back-pressure) rather than drop when the engine lags.
@@ -122,6 +122,8 @@ pub struct LiveSummary {
     pub latency_processing: LatencySummary,
     /// How long the intents' fsyncs took, on the order path (`sync_intents`) or overlapping the request.
     pub intent_fsync: LatencySummary,
+    /// `latency_processing` by stage.
+    pub latency_stages: StageSummaries,
     /// `storage.sync_intents` of the run.
     pub sync_intents: bool,
     pub feed_reconnects: u64,
@@ -179,6 +181,17 @@ impl LiveSummary {
             self.intent_fsync.p50_us,
             self.intent_fsync.p99_us,
             self.intent_fsync.max_us
+        ));
+        let st = &self.latency_stages;
+        let stage = |name: &str, l: &LatencySummary| {
+            format!("{name} {:.1} / {:.1} / {:.1}", l.p50_us, l.p99_us, l.max_us)
+        };
+        s.push_str(&format!(
+            "                 by stage (p50 / p99 / max µs): {}; {}; {}; {}\n",
+            stage("parse + hop to engine", &st.to_engine),
+            stage("engine decision", &st.decision),
+            stage("intent write", &st.intent),
+            stage("request signed + handed over", &st.send),
         ));
         s.push_str(&format!("  feed reconnects {}\n", self.feed_reconnects));
         if let Some(kb) = self.peak_rss_kb {
@@ -574,11 +587,15 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
                 None
             }
         };
+        // The instants of the event's order path, when it decides an order (received, engine, decided).
         let mut origin = None;
         match msg {
             Some(Inbound::Market(ev, t)) => {
-                origin = Some(t);
+                let at_engine = Instant::now();
                 engine.on_event(&Event::Market(ev), &mut actions);
+                if !actions.is_empty() {
+                    origin = Some((t, at_engine, Instant::now()));
+                }
             }
             Some(Inbound::Order(u)) => {
                 // The order's intent is on disk before its outcome is applied.
@@ -628,6 +645,12 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
             persist(&store, &a)?;
             match a {
                 Action::Place(record) => {
+                    let stamps = origin.map(|(received, engine, decided)| OrderStamps {
+                        received,
+                        engine,
+                        decided,
+                        intent: Instant::now(),
+                    });
                     let mut fsync = Duration::ZERO;
                     if sync_intents {
                         let t = Instant::now();
@@ -637,7 +660,7 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
                     }
                     let cmd = RouterCmd::Place {
                         record,
-                        origin,
+                        stamps,
                         fsync,
                     };
                     if router_tx.send(cmd).await.is_err() {
@@ -711,6 +734,7 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
         latency: latency.total.summary(),
         latency_processing: latency.processing.summary(),
         intent_fsync: latency.fsync.summary(),
+        latency_stages: latency.stage_summaries(),
         sync_intents,
         feed_reconnects: reconnects,
         elapsed_s: started.elapsed().as_secs_f64(),

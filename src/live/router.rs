@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::latency::Latencies;
+use super::latency::{Latencies, OrderStamps};
 use super::Inbound;
 use crate::binance::error::BinanceError;
 use crate::binance::rest::RestClient;
@@ -17,12 +17,12 @@ use crate::model::{OrderRecord, OrderState, OrderUpdate, TsNs};
 /// What the engine task asks the router to do.
 #[derive(Debug)]
 pub enum RouterCmd {
-    /// Send an order (its intent is already in the store). `origin` = when the frame that decided it was received;
-    /// `fsync` = how long the intent's fsync took on the order path (zero when it overlaps the request), reported
-    /// apart in the latency summary.
+    /// Send an order (its intent is already in the store). `stamps` = the instants along its way from the frame
+    /// that decided it; `fsync` = how long the intent's fsync took on the order path (zero when it overlaps the
+    /// request), reported apart in the latency summary.
     Place {
         record: OrderRecord,
-        origin: Option<Instant>,
+        stamps: Option<OrderStamps>,
         fsync: Duration,
     },
     Cancel {
@@ -56,14 +56,12 @@ pub async fn run_router(
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { break };
                 match cmd {
-                    RouterCmd::Place { record, origin, fsync } => {
+                    RouterCmd::Place { record, stamps, fsync } => {
                         let written = OnceLock::new();
                         let update = place(&rest, &record, &clock, &written).await;
-                        if let (Some(t0), Some(t1)) = (origin, written.get()) {
+                        if let (Some(s), Some(t1)) = (stamps, written.get()) {
                             // Frame received → signed request handed to the HTTP client: the in-bot latency.
-                            let total = t1.saturating_duration_since(t0);
-                            latency.total.record(total);
-                            latency.processing.record(total.saturating_sub(fsync));
+                            latency.record_order(&s, *t1, fsync);
                         }
                         if update.state == OrderState::Unknown {
                             unresolved.push(record);

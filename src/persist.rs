@@ -2,7 +2,8 @@
 //! and live runs. An order intent is stored before it is sent because callers persist an action before acting on it.
 
 use crate::engine::Action;
-use crate::store::{Store, StoreError};
+use crate::model::OrderRecord;
+use crate::store::{PendingIndex, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot persist {what}: {source}")]
@@ -28,4 +29,19 @@ pub fn persist(store: &Store, action: &Action) -> Result<(), PersistError> {
         Action::Cancel { .. } => return Ok(()),
     };
     r.map_err(|source| PersistError { what, source })
+}
+
+/// Stores a new order's intent on the live order path: one store insert, encoded into the reused `buf`; the
+/// returned index entry is written with [`Store::index_intent`] once the request is on its way.
+pub fn persist_intent(
+    store: &Store,
+    record: &OrderRecord,
+    buf: &mut Vec<u8>,
+) -> Result<Option<PendingIndex>, PersistError> {
+    store
+        .put_intent(record, buf)
+        .map_err(|source| PersistError {
+            what: "order intent",
+            source,
+        })
 }

@@ -2,8 +2,11 @@
 //! and ban tracking, order placement whose unknown outcomes are resolved by client order id.
 
 use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -230,6 +233,38 @@ fn visit_order_params(
     Ok(())
 }
 
+/// An order request handed to the HTTP client by [`RestClient::start_order`] whose response is still to come.
+pub struct StartedOrder {
+    response: Pin<Box<dyn Future<Output = Result<reqwest::Response, reqwest::Error>> + Send>>,
+    /// The response, when the first poll ([`StartedOrder::hand_over`]) already had it (a connect error, say).
+    early: Option<Box<Result<reqwest::Response, reqwest::Error>>>,
+    /// When the signed request was handed to the HTTP client.
+    pub written: std::time::Instant,
+}
+
+impl std::fmt::Debug for StartedOrder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartedOrder")
+            .field("written", &self.written)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StartedOrder {
+    /// Polls the request once on the calling task, so that the HTTP client takes it now (an idle pooled
+    /// connection gets it at once) rather than when the task that finishes it next runs.
+    pub async fn hand_over(&mut self) {
+        if self.early.is_some() {
+            return;
+        }
+        let response = &mut self.response;
+        let polled = std::future::poll_fn(|cx| Poll::Ready(response.as_mut().poll(cx))).await;
+        if let Poll::Ready(r) = polled {
+            self.early = Some(Box::new(r));
+        }
+    }
+}
+
 impl RestClient {
     pub fn new(cfg: RestConfig, creds: Credentials) -> Result<Self, BinanceError> {
         let base = cfg.base_url.trim().trim_end_matches('/').to_string();
@@ -358,6 +393,24 @@ impl RestClient {
         security: Security,
         written: Option<&OnceLock<std::time::Instant>>,
     ) -> Result<String, BinanceError> {
+        let rb = self.request(&method, path, query, security)?;
+        tracing::debug!(%method, path, "binance request");
+        if let Some(w) = written {
+            let _ = w.set(std::time::Instant::now());
+        }
+        let resp = rb.send().await;
+        self.read_response(&method, path, resp).await
+    }
+
+    /// The request [`RestClient::send_query`] sends, signed when asked, not sent yet. Refused while a 429 / 418
+    /// back-off runs.
+    fn request(
+        &self,
+        method: &Method,
+        path: &str,
+        query: &str,
+        security: Security,
+    ) -> Result<reqwest::RequestBuilder, BinanceError> {
         self.check_gate()?;
         let inner = &*self.inner;
         // The query and (signed) its signature in one buffer.
@@ -401,11 +454,18 @@ impl RestClient {
                 None => rb.header(API_KEY_HEADER, inner.creds.api_key()),
             };
         }
-        tracing::debug!(%method, path, "binance request");
-        if let Some(w) = written {
-            let _ = w.set(std::time::Instant::now());
-        }
-        let resp = rb.send().await.map_err(|e| {
+        Ok(rb)
+    }
+
+    /// The body of a 2xx response; anything else as a [`BinanceError`] (a 429 / 418 also starts the back-off).
+    async fn read_response(
+        &self,
+        method: &Method,
+        path: &str,
+        resp: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<String, BinanceError> {
+        let inner = &*self.inner;
+        let resp = resp.map_err(|e| {
             if e.is_timeout() {
                 BinanceError::Unknown {
                     reason: format!("no response to {method} {path} within {:?}", inner.timeout),
@@ -613,16 +673,65 @@ impl RestClient {
         self.place_order_resolving_at(req, None).await
     }
 
-    /// [`RestClient::place_order_resolving`]; `written` receives the instant the (first) signed order request is
-    /// handed to the HTTP client — the end of the bot's frame → order latency, the network excluded. Unlike the
-    /// other signed requests it does not first resync the server time when that is due (a round trip on the order
-    /// path): call [`RestClient::resync_if_due`] periodically elsewhere (-1021 still resyncs and retries once).
-    pub async fn place_order_resolving_timed(
+    /// Signs an order and hands its request to the HTTP client, without waiting for the response: the order path
+    /// of a live run, which hands the [`StartedOrder`] to another task to be finished
+    /// ([`RestClient::finish_order_resolving`]). Unlike the other signed requests it does not first resync the
+    /// server time when that is due (a round trip on the order path): call [`RestClient::resync_if_due`]
+    /// periodically elsewhere (-1021 still resyncs and retries once, in `finish_order_resolving`).
+    pub fn start_order(&self, req: &OrderRequest) -> Result<StartedOrder, BinanceError> {
+        let query = order_query(req)?;
+        let rb = self.request(&Method::POST, ORDER_PATH, &query, Security::Signed)?;
+        let written = std::time::Instant::now();
+        Ok(StartedOrder {
+            response: Box::pin(rb.send()),
+            early: None,
+            written,
+        })
+    }
+
+    /// Rehearses [`RestClient::start_order`] without sending: builds and signs `req`'s request and drops it, so
+    /// that the query encoder, the HMAC and the HTTP request builder are in the CPU caches when a real order comes.
+    pub fn warm_order(&self, req: &OrderRequest) {
+        if let Ok(query) = order_query(req) {
+            if let Ok(rb) = self.request(&Method::POST, ORDER_PATH, &query, Security::Signed) {
+                let _ = std::hint::black_box(rb.build());
+            }
+        }
+    }
+
+    /// The outcome of an order started by [`RestClient::start_order`] (or that could not be started: `started`
+    /// is then its error), resolved like [`RestClient::place_order_resolving`]: -1021 resyncs the server time and
+    /// sends once more; an unknown outcome is queried by client id and, if the order never reached the exchange,
+    /// sent again with the same client id.
+    pub async fn finish_order_resolving(
         &self,
         req: &OrderRequest,
-        written: &OnceLock<std::time::Instant>,
+        started: Result<StartedOrder, BinanceError>,
     ) -> Result<OrderUpdate, BinanceError> {
-        self.place_order_resolving_at(req, Some(written)).await
+        let first = match started {
+            Ok(s) => {
+                let resp = match s.early {
+                    Some(r) => *r,
+                    None => s.response.await,
+                };
+                match self.read_response(&Method::POST, ORDER_PATH, resp).await {
+                    Ok(body) => decode::<OrderResponse>("order", &body)
+                        .map(|r| r.to_update())
+                        .map_err(BinanceError::from),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        let first = match first {
+            Err(BinanceError::Timestamp { code, msg }) => {
+                tracing::warn!(code, %msg, path = ORDER_PATH, "timestamp rejected; resyncing server time and retrying once");
+                self.sync_time().await?;
+                self.place_order_at(req, None).await
+            }
+            r => r,
+        };
+        self.resolve_placement(req, first, None).await
     }
 
     async fn place_order_resolving_at(
@@ -630,7 +739,18 @@ impl RestClient {
         req: &OrderRequest,
         written: Option<&OnceLock<std::time::Instant>>,
     ) -> Result<OrderUpdate, BinanceError> {
-        let first = match self.place_order_at(req, written).await {
+        let first = self.place_order_at(req, written).await;
+        self.resolve_placement(req, first, written).await
+    }
+
+    /// Settles the first attempt's outcome of placing `req` (see [`RestClient::place_order_resolving`]).
+    async fn resolve_placement(
+        &self,
+        req: &OrderRequest,
+        first: Result<OrderUpdate, BinanceError>,
+        written: Option<&OnceLock<std::time::Instant>>,
+    ) -> Result<OrderUpdate, BinanceError> {
+        let first = match first {
             Err(BinanceError::Unknown { reason }) => reason,
             Err(BinanceError::DuplicateClientId { .. }) => {
                 return self

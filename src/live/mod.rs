@@ -34,11 +34,11 @@ use crate::config::{Config, ExchangeMode};
 use crate::engine::{Action, Control, Engine, Event};
 use crate::local_exchange::{ReplayPhase, ReplayStatus};
 use crate::market::MarketEvent;
-use crate::model::NS_PER_MS;
-use crate::persist::persist;
+use crate::model::{OrderRecord, OrderRequest, OrderType, Side, NS_PER_MS};
+use crate::persist::{persist, persist_intent, PersistError};
 use crate::report::TradeStats;
 use crate::store::{BackgroundFlush, Durability, RunKind, RunMeta, Store};
-use latency::{Latencies, LatencySummary};
+use latency::{Latencies, LatencySummary, OrderStamps, StageSummaries};
 use router::{run_router, RouterCmd};
 
 /// Capacity of the engine's event channel. Feeds wait (back-pressure) rather than drop when the engine lags.
@@ -122,6 +122,8 @@ pub struct LiveSummary {
     pub latency_processing: LatencySummary,
     /// How long the intents' fsyncs took, on the order path (`sync_intents`) or overlapping the request.
     pub intent_fsync: LatencySummary,
+    /// `latency_processing` by stage.
+    pub latency_stages: StageSummaries,
     /// `storage.sync_intents` of the run.
     pub sync_intents: bool,
     pub feed_reconnects: u64,
@@ -179,6 +181,17 @@ impl LiveSummary {
             self.intent_fsync.p50_us,
             self.intent_fsync.p99_us,
             self.intent_fsync.max_us
+        ));
+        let st = &self.latency_stages;
+        let stage = |name: &str, l: &LatencySummary| {
+            format!("{name} {:.1} / {:.1} / {:.1}", l.p50_us, l.p99_us, l.max_us)
+        };
+        s.push_str(&format!(
+            "                 by stage (p50 / p99 / max µs): {}; {}; {}; {}\n",
+            stage("parse + hop to engine", &st.to_engine),
+            stage("engine decision", &st.decision),
+            stage("intent write", &st.intent),
+            stage("request signed + handed over", &st.send),
         ));
         s.push_str(&format!("  feed reconnects {}\n", self.feed_reconnects));
         if let Some(kb) = self.peak_rss_kb {
@@ -429,6 +442,19 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
         }),
         premia_version: env!("CARGO_PKG_VERSION").into(),
     })?;
+    // What the order-path rehearsal (`exchange.warm_order_path_ms`) encodes and signs: an order like the
+    // strategy's, never sent.
+    let warm_record = OrderRecord::new(OrderRequest {
+        client_id: format!("{}warm", client_id_prefix(now_ms)),
+        symbol: symbol.clone(),
+        side: Side::Buy,
+        order_type: OrderType::Market,
+        qty: filters.min_qty.max(Decimal::new(1, 3)),
+        price: None,
+        reduce_only: false,
+        rule: String::from("order-path warm-up"),
+        decided_ts: 0,
+    });
     let mut engine = Engine::new(strategy, engine_config(cfg, &client_id_prefix(now_ms)));
     engine.set_filters(filters);
     engine.defer_journal(true);
@@ -506,7 +532,6 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
         rest.clone(),
         router_rx,
         tx.clone(),
-        latency.clone(),
         clock.clone(),
         cancel.clone(),
     )));
@@ -515,6 +540,13 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
     // The engine task (this one).
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The order-path rehearsal: between orders (seconds apart) everything else on the machine evicts the order
+    // path from the CPU caches; rehearsing it every millisecond keeps it there (see README, Latency).
+    let warm_on = cfg.exchange.warm_order_path_ms > 0;
+    let mut warm = tokio::time::interval(Duration::from_millis(
+        cfg.exchange.warm_order_path_ms.max(1),
+    ));
+    warm.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_status = Instant::now();
     let mut reconnects = 0u64;
     let deadline = opts.max_duration.map(|d| tokio::time::Instant::now() + d);
@@ -542,6 +574,8 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
     tokio::pin!(deadline_passed);
     // The fsync of the last intent, running while its request is in flight (sync_intents = false).
     let mut intent_flush: Option<BackgroundFlush> = None;
+    // The intents' encoding buffer, reused from order to order.
+    let mut intent_buf: Vec<u8> = Vec::with_capacity(512);
     let mut stopping: Option<tokio::time::Instant> = None;
     loop {
         let msg = tokio::select! {
@@ -565,6 +599,11 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
                 None
             }
             m = rx.recv() => match m { Some(m) => Some(m), None => break },
+            _ = warm.tick(), if warm_on && engine.pending().is_none() => {
+                store.warm_intent(&warm_record, &mut intent_buf);
+                rest.warm_order(&warm_record.request);
+                None
+            }
             _ = tick.tick() => {
                 engine.on_event(&Event::Clock(clock()), &mut actions);
                 if last_status.elapsed() >= Duration::from_secs(5) {
@@ -574,11 +613,15 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
                 None
             }
         };
+        // The instants of the event's order path, when it decides an order (received, engine, decided).
         let mut origin = None;
         match msg {
             Some(Inbound::Market(ev, t)) => {
-                origin = Some(t);
+                let at_engine = Instant::now();
                 engine.on_event(&Event::Market(ev), &mut actions);
+                if !actions.is_empty() {
+                    origin = Some((t, at_engine, Instant::now()));
+                }
             }
             Some(Inbound::Order(u)) => {
                 // The order's intent is on disk before its outcome is applied.
@@ -625,9 +668,14 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
         }
         for a in actions.drain(..) {
             // The intent (like every action) is in the store before the order is sent.
-            persist(&store, &a)?;
+            let mut index = None;
+            match &a {
+                Action::Place(record) => index = persist_intent(&store, record, &mut intent_buf)?,
+                a => persist(&store, a)?,
+            }
             match a {
                 Action::Place(record) => {
+                    let intent_at = Instant::now();
                     let mut fsync = Duration::ZERO;
                     if sync_intents {
                         let t = Instant::now();
@@ -635,16 +683,37 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
                         fsync = t.elapsed();
                         latency.fsync.record(fsync);
                     }
-                    let cmd = RouterCmd::Place {
-                        record,
-                        origin,
-                        fsync,
-                    };
-                    if router_tx.send(cmd).await.is_err() {
+                    // Signed and handed to the HTTP client here, on the engine task (no hop to the router first);
+                    // the router waits for the response.
+                    let mut started = rest.start_order(&record.request);
+                    if let Ok(s) = &mut started {
+                        s.hand_over().await;
+                        if let Some((received, engine, decided)) = origin {
+                            let stamps = OrderStamps {
+                                received,
+                                engine,
+                                decided,
+                                intent: intent_at,
+                            };
+                            latency.record_order(&stamps, s.written, fsync);
+                        }
+                    }
+                    if router_tx
+                        .send(RouterCmd::Place { record, started })
+                        .await
+                        .is_err()
+                    {
                         tracing::error!("order router stopped");
                     }
-                    // The router sends the request before anything else here is done (fsync, journal, logs).
+                    // The HTTP connection writes the request before anything else here is done (index, fsync,
+                    // journal, logs).
                     tokio::task::yield_now().await;
+                    if let Some(p) = index {
+                        store.index_intent(p).map_err(|source| PersistError {
+                            what: "order index entry",
+                            source,
+                        })?;
+                    }
                     if !sync_intents {
                         // One flush in flight at a time (the engine has one order in flight).
                         settle_intent_flush(&mut intent_flush, &latency).await?;
@@ -711,6 +780,7 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
         latency: latency.total.summary(),
         latency_processing: latency.processing.summary(),
         intent_fsync: latency.fsync.summary(),
+        latency_stages: latency.stage_summaries(),
         sync_intents,
         feed_reconnects: reconnects,
         elapsed_s: started.elapsed().as_secs_f64(),

@@ -2,28 +2,26 @@
 //! channel. A timeout or 5xx is UNKNOWN — resolved by client order id before anything else, never counted as a
 //! failure; a retry reuses the same client id.
 
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::latency::Latencies;
 use super::Inbound;
 use crate::binance::error::BinanceError;
-use crate::binance::rest::RestClient;
-use crate::model::{OrderRecord, OrderState, OrderUpdate, TsNs};
+use crate::binance::rest::{RestClient, StartedOrder};
+use crate::model::{OrderRecord, OrderRequest, OrderState, OrderUpdate, TsNs};
 
 /// What the engine task asks the router to do.
 #[derive(Debug)]
+// `Place` is moved once per order: copying its few hundred bytes is cheaper than boxing it on the order path.
+#[allow(clippy::large_enum_variant)]
 pub enum RouterCmd {
-    /// Send an order (its intent is already in the store). `origin` = when the frame that decided it was received;
-    /// `fsync` = how long the intent's fsync took on the order path (zero when it overlaps the request), reported
-    /// apart in the latency summary.
+    /// Finish an order whose request the engine task has handed to the HTTP client (`started`; its error when it
+    /// could not be started): wait for the response and resolve an unknown outcome. Its intent is in the store.
     Place {
         record: OrderRecord,
-        origin: Option<Instant>,
-        fsync: Duration,
+        started: Result<StartedOrder, BinanceError>,
     },
     Cancel {
         client_id: String,
@@ -43,7 +41,6 @@ pub async fn run_router(
     rest: RestClient,
     mut rx: mpsc::Receiver<RouterCmd>,
     tx: mpsc::Sender<Inbound>,
-    latency: Latencies,
     clock: crate::binance::feed::Clock,
     cancel: CancellationToken,
 ) {
@@ -56,15 +53,10 @@ pub async fn run_router(
             cmd = rx.recv() => {
                 let Some(cmd) = cmd else { break };
                 match cmd {
-                    RouterCmd::Place { record, origin, fsync } => {
-                        let written = OnceLock::new();
-                        let update = place(&rest, &record, &clock, &written).await;
-                        if let (Some(t0), Some(t1)) = (origin, written.get()) {
-                            // Frame received → signed request handed to the HTTP client: the in-bot latency.
-                            let total = t1.saturating_duration_since(t0);
-                            latency.total.record(total);
-                            latency.processing.record(total.saturating_sub(fsync));
-                        }
+                    RouterCmd::Place { record, started } => {
+                        let now = clock();
+                        let r = rest.finish_order_resolving(&record.request, started).await;
+                        let update = outcome(&record.request, now, r);
                         if update.state == OrderState::Unknown {
                             unresolved.push(record);
                         }
@@ -106,7 +98,8 @@ pub async fn run_router(
                         }
                         Err(BinanceError::UnknownOrder { .. }) => {
                             // Never reached the exchange: send it again with the same client id.
-                            let u = place(&rest, &rec, &clock, &OnceLock::new()).await;
+                            let now = clock();
+                            let u = outcome(&rec.request, now, rest.place_order_resolving(&rec.request).await);
                             if u.state == OrderState::Unknown {
                                 still.push(rec);
                             }
@@ -124,16 +117,8 @@ pub async fn run_router(
     }
 }
 
-/// Places one order, resolving an unknown outcome; every outcome becomes an [`OrderUpdate`]. `written` receives
-/// the instant the signed request was handed to the HTTP client.
-async fn place(
-    rest: &RestClient,
-    record: &OrderRecord,
-    clock: &crate::binance::feed::Clock,
-    written: &OnceLock<Instant>,
-) -> OrderUpdate {
-    let req = &record.request;
-    let now: TsNs = clock();
+/// An order's placement outcome (unknown outcomes already resolved where possible) as an [`OrderUpdate`] at `now`.
+fn outcome(req: &OrderRequest, now: TsNs, r: Result<OrderUpdate, BinanceError>) -> OrderUpdate {
     let update = |state: OrderState, reason: String| OrderUpdate {
         ts: now,
         client_id: req.client_id.clone(),
@@ -145,7 +130,7 @@ async fn place(
         avg_price: None,
         reason: Some(reason),
     };
-    match rest.place_order_resolving_timed(req, written).await {
+    match r {
         Ok(mut u) => {
             // Our clock, so the engine's time never jumps to the exchange's.
             u.ts = now;

@@ -70,13 +70,24 @@ pub(crate) fn encode<T: Serialize>(
     value: &T,
 ) -> Result<Vec<u8>, StoreError> {
     let mut out = Vec::with_capacity(128);
+    encode_into(tree, key, value, &mut out)?;
+    Ok(out)
+}
+
+/// [`encode`] into `out` (cleared first), so that a caller can reuse one buffer.
+pub(crate) fn encode_into<T: Serialize>(
+    tree: TreeId,
+    key: &[u8],
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), StoreError> {
+    out.clear();
     out.push(VERSION);
-    serde_json::to_writer(&mut out, value).map_err(|e| StoreError::Encode {
+    serde_json::to_writer(&mut *out, value).map_err(|e| StoreError::Encode {
         tree: tree.name(),
         key: tree.key_label(key),
         reason: e.to_string(),
-    })?;
-    Ok(out)
+    })
 }
 
 /// Decodes a record written by [`encode`] (by this or another version of premia).

@@ -505,38 +505,30 @@ fn load8_in(block: &LineBlock, i: usize) -> u64 {
 /// Value of the first `n` (at most 19) ASCII digits of `block`, 8 at a time.
 #[inline(always)]
 fn leading_digits_in(block: &LineBlock, n: usize) -> u64 {
-    let mut v = 0u64;
-    let mut i = 0;
-    let mut left = n.min(19);
-    while left >= 8 {
-        v = v
-            .wrapping_mul(100_000_000)
-            .wrapping_add(swar8(load8_in(block, i) ^ ASCII_ZEROS));
-        i += 8;
-        left -= 8;
-    }
-    if left > 0 {
-        let chunk = swar8((load8_in(block, i) ^ ASCII_ZEROS) << (8 * (8 - left)));
-        v = v.wrapping_mul(POW10[left]).wrapping_add(chunk);
-    }
-    v
+    digits_loaded(|i| load8_in(block, i), 0, n.min(19))
 }
 
 /// Value of the `n` (at most 19) ASCII digits at `s[start..]`, 8 at a time.
 #[inline(always)]
 fn digits_value(s: &[u8], start: usize, n: usize) -> u64 {
+    digits_loaded(|i| load8(s, i), start, n)
+}
+
+/// Value of the `n` ASCII digits from offset `start`, with `load` reading 8 bytes at an offset.
+#[inline(always)]
+fn digits_loaded(load: impl Fn(usize) -> u64, start: usize, n: usize) -> u64 {
     let mut v = 0u64;
     let mut i = start;
     let mut left = n;
     while left >= 8 {
         v = v
             .wrapping_mul(100_000_000)
-            .wrapping_add(swar8(load8(s, i) ^ ASCII_ZEROS));
+            .wrapping_add(swar8(load(i) ^ ASCII_ZEROS));
         i += 8;
         left -= 8;
     }
     if left > 0 {
-        let chunk = swar8((load8(s, i) ^ ASCII_ZEROS) << (8 * (8 - left)));
+        let chunk = swar8((load(i) ^ ASCII_ZEROS) << (8 * (8 - left)));
         v = v.wrapping_mul(POW10[left]).wrapping_add(chunk);
     }
     v

@@ -511,6 +511,52 @@ mod tests {
         max: true,
     };
 
+    /// A group of plain windows gives what one `Window` per member gives, through growth, wrap-around, pruning
+    /// to empty and undefined values.
+    #[test]
+    fn plain_group_agrees_with_single_windows() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let len = 5 * S;
+        let mut group = PlainWindows::new(len, 3);
+        let mut singles: Vec<Window> = (0..3).map(|_| Window::new(len, Needs::default())).collect();
+        let mut t = 0i64;
+        for step in 0..20_000 {
+            // Bursts of dense samples, then gaps longer than the window (which empty it).
+            t += if step % 3000 == 2999 {
+                7 * S
+            } else {
+                rng.i64(0..S / 50)
+            };
+            group.advance(t);
+            let row = group.push(t);
+            for (m, (w, out)) in singles.iter_mut().zip(row.iter_mut()).enumerate() {
+                let v = match rng.u8(0..50) {
+                    0 => f64::NAN,
+                    1 => 0.0,
+                    _ => 100.0 + m as f64 + rng.f64(),
+                };
+                w.advance(t);
+                w.push(t, v);
+                *out = if v.is_finite() { v } else { f64::NAN };
+            }
+            for (m, w) in singles.iter().enumerate() {
+                let same =
+                    |a: f64, b: f64| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
+                assert!(same(group.first(m), w.first()), "step {step} member {m}");
+                assert!(same(group.last(m), w.last()), "step {step} member {m}");
+                assert!(same(group.change(m), w.change()), "step {step} member {m}");
+                assert!(
+                    same(group.change_pct(m), w.change_pct()),
+                    "step {step} member {m}"
+                );
+            }
+            if let Some((first, last)) = group.ends() {
+                assert_eq!(first.len(), 3);
+                assert!((0..3).all(|m| last[m].to_bits() == group.last(m).to_bits()));
+            }
+        }
+    }
+
     fn feed(w: &mut Window, pts: &[(i64, f64)]) {
         for &(t, v) in pts {
             w.advance(t * S);

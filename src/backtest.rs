@@ -19,8 +19,9 @@ use crate::sim::SimExchange;
 use crate::store::{Durability, RunKind, RunMeta, Store};
 use crate::strategy::Strategy;
 
-/// Events read per batch: small enough to stay in the L1 cache, large enough to keep each loop hot.
-const READ_BATCH: usize = 64;
+/// Events read per batch: few enough to stay in the L1/L2 caches, enough to keep each loop hot (256 measured a few
+/// percent faster than 64 here; 1024 no faster).
+const READ_BATCH: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BacktestError {

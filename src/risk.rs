@@ -312,17 +312,22 @@ impl Risk {
     /// then, nothing can change (the caller tracks that).
     #[inline]
     pub fn quiet_while_flat(&self, now: TsNs) -> bool {
+        self.state == TradingState::Active && self.in_current_day(now)
+    }
+
+    /// `now` is in the UTC day of the last [`Risk::on_pnl`], `[day * DAY_NS, (day + 1) * DAY_NS)`: two compares
+    /// instead of a division.
+    #[inline]
+    fn in_current_day(&self, now: TsNs) -> bool {
         let start = self.day.saturating_mul(DAY_NS);
-        self.state == TradingState::Active && now >= start && now < start.saturating_add(DAY_NS)
+        now >= start && now < start.saturating_add(DAY_NS)
     }
 
     /// Whether [`Risk::on_pnl`] could change anything now, judged from an f64 estimate of realised + unrealised
     /// PnL: false while the day is unchanged and the estimate is clearly away from the limit (or nothing can move).
     #[inline]
     pub fn may_change(&self, now: TsNs, pnl_estimate: f64, flat: bool) -> bool {
-        // The current UTC day is [day * DAY_NS, (day + 1) * DAY_NS): two compares instead of a division.
-        let start = self.day.saturating_mul(DAY_NS);
-        if now < start || now >= start.saturating_add(DAY_NS) {
+        if !self.in_current_day(now) {
             return true;
         }
         match self.state {

@@ -174,14 +174,8 @@ impl MarketState {
     /// Records a quote; returns the new sample when both markets have a quote.
     #[inline]
     pub fn on_quote(&mut self, ts: TsNs, q: &Quote) -> Option<Sample> {
-        self.on_quote_with(ts, q, quote_prices(q))
-    }
-
-    /// [`MarketState::on_quote`] with the quote's [`quote_prices`] already computed (a backtest converts a batch
-    /// of quotes ahead, where the divisions overlap).
-    #[inline]
-    pub fn on_quote_with(&mut self, ts: TsNs, q: &Quote, f: [f64; 2]) -> Option<Sample> {
-        self.update_sample(ts, q, f).then_some(self.sample)
+        self.update_sample(ts, q, quote_prices(q))
+            .then_some(self.sample)
     }
 
     /// Records a quote and, when both markets have quoted, updates [`MarketState::sample`] in place (only the

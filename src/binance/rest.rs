@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -379,25 +379,20 @@ impl RestClient {
         security: Security,
     ) -> Result<String, BinanceError> {
         let query = params_query(params);
-        self.send_query(method, path, &query, security, None).await
+        self.send_query(method, path, &query, security).await
     }
 
     /// Sends one request whose parameters are already percent-encoded in `query` (without `recvWindow`,
-    /// `timestamp` and `signature`, which are added here for a signed request). `written`, if given, receives the
-    /// instant the signed request is handed to the HTTP client (the first time only).
+    /// `timestamp` and `signature`, which are added here for a signed request).
     async fn send_query(
         &self,
         method: Method,
         path: &str,
         query: &str,
         security: Security,
-        written: Option<&OnceLock<std::time::Instant>>,
     ) -> Result<String, BinanceError> {
         let rb = self.request(&method, path, query, security)?;
         tracing::debug!(%method, path, "binance request");
-        if let Some(w) = written {
-            let _ = w.set(std::time::Instant::now());
-        }
         let resp = rb.send().await;
         self.read_response(&method, path, resp).await
     }
@@ -523,7 +518,7 @@ impl RestClient {
         params: &[(&str, String)],
     ) -> Result<String, BinanceError> {
         let query = params_query(params);
-        self.signed_query(method, path, &query, None).await
+        self.signed_query(method, path, &query).await
     }
 
     /// [`RestClient::signed`] with the parameters already encoded (see [`RestClient::send_query`]).
@@ -532,21 +527,17 @@ impl RestClient {
         method: Method,
         path: &str,
         query: &str,
-        written: Option<&OnceLock<std::time::Instant>>,
     ) -> Result<String, BinanceError> {
-        // A timed order does not wait for a server-time round trip: its caller keeps the offset fresh.
-        if written.is_none() {
-            self.resync_if_due().await;
-        }
+        // (The live order path, `start_order`, does not come here: it never waits for a resync.)
+        self.resync_if_due().await;
         match self
-            .send_query(method.clone(), path, query, Security::Signed, written)
+            .send_query(method.clone(), path, query, Security::Signed)
             .await
         {
             Err(BinanceError::Timestamp { code, msg }) => {
                 tracing::warn!(code, %msg, path, "timestamp rejected; resyncing server time and retrying once");
                 self.sync_time().await?;
-                self.send_query(method, path, query, Security::Signed, written)
-                    .await
+                self.send_query(method, path, query, Security::Signed).await
             }
             r => r,
         }
@@ -648,18 +639,8 @@ impl RestClient {
     /// `POST /fapi/v1/order` (RESULT response). A timeout, -1007 or 5xx is [`BinanceError::Unknown`]: the order
     /// may exist. Use [`RestClient::place_order_resolving`] to settle that.
     pub async fn place_order(&self, req: &OrderRequest) -> Result<OrderUpdate, BinanceError> {
-        self.place_order_at(req, None).await
-    }
-
-    async fn place_order_at(
-        &self,
-        req: &OrderRequest,
-        written: Option<&OnceLock<std::time::Instant>>,
-    ) -> Result<OrderUpdate, BinanceError> {
         let query = order_query(req)?;
-        let body = self
-            .signed_query(Method::POST, ORDER_PATH, &query, written)
-            .await?;
+        let body = self.signed_query(Method::POST, ORDER_PATH, &query).await?;
         Ok(decode::<OrderResponse>("order", &body)?.to_update())
     }
 
@@ -670,7 +651,8 @@ impl RestClient {
         &self,
         req: &OrderRequest,
     ) -> Result<OrderUpdate, BinanceError> {
-        self.place_order_resolving_at(req, None).await
+        let first = self.place_order(req).await;
+        self.resolve_placement(req, first).await
     }
 
     /// Signs an order and hands its request to the HTTP client, without waiting for the response: the order path
@@ -727,20 +709,11 @@ impl RestClient {
             Err(BinanceError::Timestamp { code, msg }) => {
                 tracing::warn!(code, %msg, path = ORDER_PATH, "timestamp rejected; resyncing server time and retrying once");
                 self.sync_time().await?;
-                self.place_order_at(req, None).await
+                self.place_order(req).await
             }
             r => r,
         };
-        self.resolve_placement(req, first, None).await
-    }
-
-    async fn place_order_resolving_at(
-        &self,
-        req: &OrderRequest,
-        written: Option<&OnceLock<std::time::Instant>>,
-    ) -> Result<OrderUpdate, BinanceError> {
-        let first = self.place_order_at(req, written).await;
-        self.resolve_placement(req, first, written).await
+        self.resolve_placement(req, first).await
     }
 
     /// Settles the first attempt's outcome of placing `req` (see [`RestClient::place_order_resolving`]).
@@ -748,7 +721,6 @@ impl RestClient {
         &self,
         req: &OrderRequest,
         first: Result<OrderUpdate, BinanceError>,
-        written: Option<&OnceLock<std::time::Instant>>,
     ) -> Result<OrderUpdate, BinanceError> {
         let first = match first {
             Err(BinanceError::Unknown { reason }) => reason,
@@ -771,7 +743,7 @@ impl RestClient {
             return Ok(u);
         }
         tracing::warn!(client_id = %req.client_id, "order was never placed; sending it again with the same client id");
-        match self.place_order_at(req, written).await {
+        match self.place_order(req).await {
             Err(BinanceError::Unknown { .. }) | Err(BinanceError::DuplicateClientId { .. }) => self
                 .query_until_known(req)
                 .await?

@@ -2,11 +2,14 @@
 //! path: one reused line buffer, a SWAR/SSE2 fast path that finds every field from one non-digit mask, no
 //! allocation per line; a general (memchr-splitting) parser for other shapes and for exact error messages.
 
+use std::ops::ControlFlow;
+
 use crate::market::detect::QUOTE_CSV_HEADER;
 use crate::market::error::DataError;
 use crate::market::event::{MarketEvent, MarketKind, Quote};
 use crate::market::lines::LineReader;
 use crate::market::num::{excerpt, load8, parse_decimal, parse_i64, swar8, ASCII_ZEROS, POW10};
+use crate::market::reader::fill_slot;
 use crate::market::recording::line_error;
 use crate::model::{Decimal, Venue};
 
@@ -133,9 +136,8 @@ fn next_decimal(s: &[u8], len: usize, nd: &mut u64, start: &mut usize) -> Option
 /// Bit k set if byte k of the line (k < `len`, at most 64) is not an ASCII digit; bits past `len` are garbage.
 #[inline(always)]
 fn nondigit_mask(s: &[u8], len: usize) -> u64 {
-    #[cfg(target_arch = "x86_64")]
     if let Some(block) = s.first_chunk::<64>() {
-        return masks_sse2(block).nondigit;
+        return nondigit_mask64(block);
     }
     let mut nd = 0u64;
     let mut k = 0;
@@ -331,7 +333,13 @@ impl DecField {
 
     #[inline(always)]
     fn mantissa(&self, s: &[u8]) -> u64 {
-        let w = load8(s, self.end - 8) ^ ASCII_ZEROS;
+        self.digits(load8(s, self.end - 8))
+    }
+
+    /// The field's value from the 8 bytes that end at it.
+    #[inline(always)]
+    fn digits(&self, loaded: u64) -> u64 {
+        let w = loaded ^ ASCII_ZEROS;
         swar8(((w & self.lo) << 8) | (w & self.hi))
     }
 
@@ -344,8 +352,7 @@ impl DecField {
 
     #[inline(always)]
     fn mantissa_in(&self, block: &LineBlock) -> u64 {
-        let w = load8_in(block, self.end.wrapping_sub(8)) ^ ASCII_ZEROS;
-        swar8(((w & self.lo) << 8) | (w & self.hi))
+        self.digits(load8_in(block, self.end.wrapping_sub(8)))
     }
 
     /// The value and its f64 (the mantissa has at most 8 digits: `mantissa / 10^scale` is the correctly rounded
@@ -730,15 +737,8 @@ impl QuoteCsvSource {
                     continue;
                 }
             }
-            match self.next_event_slow() {
-                Some(Ok(ev)) => {
-                    *slot = ev;
-                    if let MarketKind::Quote(q) = &ev.kind {
-                        *px = crate::signal::quote_prices(q);
-                    }
-                }
-                Some(Err(e)) => return (n, Some(e)),
-                None => return (n, None),
+            if let ControlFlow::Break(end) = fill_slot(self.next_event_slow(), slot, px) {
+                return (n, end);
             }
         }
         (out.len().min(prices.len()), None)

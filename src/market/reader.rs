@@ -2,6 +2,7 @@
 //! one's format and market, and merges their events by timestamp (stable: ties keep argument order, and each
 //! file keeps its own order), streaming — nothing is loaded whole.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -138,18 +139,33 @@ impl MarketReader {
             }
         }
         for (n, (slot, px)) in out.iter_mut().zip(prices.iter_mut()).enumerate() {
-            match self.next() {
-                Some(Ok(ev)) => {
-                    *slot = ev;
-                    if let MarketKind::Quote(q) = &ev.kind {
-                        *px = crate::signal::quote_prices(q);
-                    }
-                }
-                Some(Err(e)) => return (n, Some(e)),
-                None => return (n, None),
+            if let ControlFlow::Break(end) = fill_slot(self.next(), slot, px) {
+                return (n, end);
             }
         }
         (out.len().min(prices.len()), None)
+    }
+}
+
+/// Puts a reader's next item into a batch slot, with its [`crate::signal::quote_prices`] when it is a quote (see
+/// [`MarketReader::fill`]): `Continue` after an event, `Break` with the error — or `None` at the end of the input —
+/// otherwise.
+#[inline]
+pub(crate) fn fill_slot(
+    item: Option<Result<MarketEvent, DataError>>,
+    slot: &mut MarketEvent,
+    px: &mut [f64; 2],
+) -> ControlFlow<Option<DataError>> {
+    match item {
+        Some(Ok(ev)) => {
+            if let MarketKind::Quote(q) = &ev.kind {
+                *px = crate::signal::quote_prices(q);
+            }
+            *slot = ev;
+            ControlFlow::Continue(())
+        }
+        Some(Err(e)) => ControlFlow::Break(Some(e)),
+        None => ControlFlow::Break(None),
     }
 }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::compile::{Node, NodeId, Program, WinFunc};
 use super::expr::BinOp;
 use super::window::Needs;
-use super::window::{EdgeWindow, PlainWindows, Window};
+use super::window::{self, EdgeWindow, PlainWindows, Window};
 use super::Strategy;
 use crate::model::TsNs;
 use crate::signal::Sample;
@@ -306,8 +306,9 @@ impl Signals {
                             last.get(m as usize).copied().unwrap_or(f64::NAN),
                         );
                         match func {
-                            WinFunc::Change => l - f,
-                            WinFunc::ChangePct if f != 0.0 => (l / f - 1.0) * 100.0,
+                            WinFunc::Change => window::change(f, l),
+                            WinFunc::ChangePct => window::change_pct(f, l),
+                            // Plain buffers are read only by the two functions above.
                             _ => f64::NAN,
                         }
                     }

@@ -207,21 +207,32 @@ impl PlainWindows {
         self.value(self.head + self.len - 1, member)
     }
 
-    /// `last - first` of window `member`.
+    /// [`change`] of window `member`.
     #[inline]
     pub fn change(&self, member: usize) -> f64 {
-        self.last(member) - self.first(member)
+        change(self.first(member), self.last(member))
     }
 
-    /// `(last / first - 1) * 100` of window `member`; undefined when `first` is 0.
+    /// [`change_pct`] of window `member`.
     #[inline]
     pub fn change_pct(&self, member: usize) -> f64 {
-        let first = self.first(member);
-        if first == 0.0 {
-            return f64::NAN;
-        }
-        (self.last(member) / first - 1.0) * 100.0
+        change_pct(self.first(member), self.last(member))
     }
+}
+
+/// `change(x, W)`: `last - first`.
+#[inline(always)]
+pub fn change(first: f64, last: f64) -> f64 {
+    last - first
+}
+
+/// `change_pct(x, W)`: `(last / first - 1) * 100`; undefined when `first` is 0.
+#[inline(always)]
+pub fn change_pct(first: f64, last: f64) -> f64 {
+    if first == 0.0 {
+        return f64::NAN;
+    }
+    (last / first - 1.0) * 100.0
 }
 
 /// One (series, W) buffer shared by every function that reads it.
@@ -396,18 +407,14 @@ impl Window {
         self.samples.back().map_or(f64::NAN, |(_, v)| v)
     }
 
-    /// `last - first`.
+    /// [`change`] over the window.
     pub fn change(&self) -> f64 {
-        self.last() - self.first()
+        change(self.first(), self.last())
     }
 
-    /// `(last / first - 1) * 100`; undefined when `first` is 0.
+    /// [`change_pct`] over the window.
     pub fn change_pct(&self) -> f64 {
-        let first = self.first();
-        if first == 0.0 {
-            return f64::NAN;
-        }
-        (self.last() / first - 1.0) * 100.0
+        change_pct(self.first(), self.last())
     }
 
     fn all_defined(&self) -> bool {

@@ -468,20 +468,13 @@ impl Engine {
         if self.stop_entries || self.risk.state() != TradingState::Active {
             return;
         }
-        for i in 0..self.strategy.rules.len() {
-            let action = self.strategy.rules[i].action;
-            if action == RuleAction::Exit {
-                continue;
-            }
-            if self.signals.eval_rule(&self.strategy, i, self.now, &ctx) {
-                let side = if action == RuleAction::EnterLong {
-                    Side::Buy
-                } else {
-                    Side::Sell
-                };
-                self.place_entry(i, side, &ctx, out);
-                return;
-            }
+        if let Some(i) = self.signals.first_entry(self.now, &ctx) {
+            let side = match self.strategy.rules.get(i).map(|r| r.action) {
+                Some(RuleAction::EnterLong) => Side::Buy,
+                Some(RuleAction::EnterShort) => Side::Sell,
+                _ => return,
+            };
+            self.place_entry(i, side, &ctx, out);
         }
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::compile::{Node, NodeId, Program, WinFunc};
 use super::expr::BinOp;
 use super::window::Needs;
-use super::window::{self, EdgeWindow, PlainWindows, Window};
+use super::window::{self, EdgeWindow, PlainRow, PlainWindows, Window, PLAIN_WIDTH};
 use super::Strategy;
 use crate::model::TsNs;
 use crate::signal::Sample;
@@ -87,16 +87,59 @@ pub struct Signals {
     /// Per rule: its conjunction of leaf comparisons when it has that shape (the common one), evaluated straight
     /// from `vals`; `None` for other shapes, which walk the tree.
     conj: Vec<Option<Conjunction>>,
+    /// The entry rules in file order (what [`Signals::first_entry`] walks), each with its conjunction if it has one.
+    entries: Box<[(usize, Option<Conjunction>)]>,
 }
 
-/// Plain windows of one length, with the series each member reads and the `change`/`change_pct` nodes over them:
-/// one struct, so the per-sample loops walk one slice (no zipped iterators).
+/// Plain windows of one length (up to [`PLAIN_WIDTH`]), with the series each member reads and the
+/// `change`/`change_pct` nodes over them: one struct, so the per-sample loops walk one slice.
 #[derive(Debug, Clone)]
 struct PlainGroup {
     win: PlainWindows,
-    series: Box<[usize]>,
-    /// `(node, function, member)`.
-    nodes: Box<[(NodeId, WinFunc, u32)]>,
+    /// Series index per member; [`NO_SERIES`] for unused members (their values stay NaN).
+    series: [u8; PLAIN_WIDTH],
+    members: usize,
+    /// Set once `now - first sample >= W` (it stays so: time only moves forward).
+    warm: bool,
+    nodes: Box<[PlainNode]>,
+}
+
+/// Series index of an unused member of a [`PlainGroup`] (out of range: reads as NaN).
+const NO_SERIES: u8 = u8::MAX;
+
+/// A `change`/`change_pct` node over member `member` of a [`PlainGroup`], written to `vals[out]`.
+#[derive(Debug, Clone, Copy)]
+struct PlainNode {
+    out: NodeId,
+    member: u8,
+    /// `change_pct` (else `change`).
+    pct: bool,
+}
+
+impl PlainGroup {
+    /// Writes the value at `now` of every `change`/`change_pct` node over the group into `vals`.
+    #[inline(always)]
+    fn refresh(&mut self, first_ts: Option<TsNs>, now: TsNs, vals: &mut [f64]) {
+        if !self.warm {
+            self.warm = warm(first_ts, self.win.len_ns(), now);
+        }
+        const UNDEFINED: PlainRow = [f64::NAN; PLAIN_WIDTH];
+        let (first, last) = match self.win.ends() {
+            Some(ends) if self.warm => ends,
+            _ => (&UNDEFINED, &UNDEFINED),
+        };
+        for n in self.nodes.iter() {
+            let m = n.member as usize % PLAIN_WIDTH;
+            let v = if n.pct {
+                window::change_pct(first[m], last[m])
+            } else {
+                window::change(first[m], last[m])
+            };
+            if let Some(out) = vals.get_mut(n.out as usize) {
+                *out = v;
+            }
+        }
+    }
 }
 
 /// Where a buffer of the program is kept.
@@ -134,6 +177,21 @@ fn conjunction(p: &Program, root: NodeId) -> Option<Conjunction> {
     walk(p, root, &mut out).then(|| out.into_boxed_slice())
 }
 
+/// `compare(op, x, y) == Some(true)` without the NaN tests: every IEEE comparison with a NaN operand is false
+/// already, and `!=` is spelled as `<` or `>` so that it is too.
+#[inline(always)]
+fn holds(op: BinOp, x: f64, y: f64) -> bool {
+    match op {
+        BinOp::Lt => x < y,
+        BinOp::Le => x <= y,
+        BinOp::Gt => x > y,
+        BinOp::Ge => x >= y,
+        BinOp::Eq => x == y,
+        BinOp::Ne => x < y || x > y,
+        _ => false,
+    }
+}
+
 #[inline(always)]
 fn compare(op: BinOp, x: f64, y: f64) -> Option<bool> {
     if x.is_nan() || y.is_nan() {
@@ -154,35 +212,40 @@ impl Signals {
     pub fn new(strategy: &Strategy) -> Signals {
         let program = Arc::clone(&strategy.program);
         let (mut slots, mut windows, mut window_series) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut plain, mut plain_series): (Vec<PlainWindows>, Vec<Vec<usize>>) =
-            (Vec::new(), Vec::new());
+        let mut plain: Vec<PlainGroup> = Vec::new();
         for b in &program.buffers {
             if b.needs == Needs::default() {
-                let g = match plain.iter().position(|p| p.len_ns() == b.len_ns) {
+                let open = plain
+                    .iter()
+                    .position(|g| g.win.len_ns() == b.len_ns && g.members < PLAIN_WIDTH);
+                let g = match open {
                     Some(g) => g,
                     None => {
-                        plain.push(PlainWindows::new(b.len_ns, 0));
-                        plain_series.push(Vec::new());
+                        plain.push(PlainGroup {
+                            win: PlainWindows::new(b.len_ns),
+                            series: [NO_SERIES; PLAIN_WIDTH],
+                            members: 0,
+                            warm: false,
+                            nodes: Box::new([]),
+                        });
                         plain.len() - 1
                     }
                 };
-                let members = &mut plain_series[g];
-                slots.push(Slot::Plain(g as u32, members.len() as u32));
-                members.push(b.series as usize);
+                let Some(group) = plain.get_mut(g) else {
+                    continue;
+                };
+                let m = group.members;
+                slots.push(Slot::Plain(g as u32, m as u32));
+                if let Some(s) = group.series.get_mut(m) {
+                    *s = b.series as u8;
+                }
+                group.members += 1;
             } else {
                 slots.push(Slot::Full(windows.len() as u32));
                 windows.push(Window::new(b.len_ns, b.needs));
                 window_series.push(b.series as usize);
             }
         }
-        // Sized now that each group's width is known.
-        for (p, members) in plain.iter_mut().zip(&plain_series) {
-            *p = PlainWindows::new(p.len_ns(), members.len());
-        }
-        let plain_series: Vec<Box<[usize]>> = plain_series
-            .into_iter()
-            .map(Vec::into_boxed_slice)
-            .collect();
         let episodes = program
             .episodes
             .iter()
@@ -202,10 +265,14 @@ impl Signals {
                 _ => {}
             }
         }
-        let conj = program
+        let conj: Vec<Option<Conjunction>> = program
             .rules
             .iter()
             .map(|r| conjunction(&program, r.root))
+            .collect();
+        let entries = strategy
+            .entry_rules()
+            .map(|i| (i, conj.get(i).cloned().flatten()))
             .collect();
         let mut plain_nodes = vec![Vec::new(); plain.len()];
         let win_nodes = win_nodes
@@ -215,7 +282,11 @@ impl Signals {
                     Some(&Slot::Full(i)) => Some((id, func, i)),
                     Some(&Slot::Plain(g, m)) => {
                         if let Some(nodes) = plain_nodes.get_mut(g as usize) {
-                            nodes.push((id, func, m));
+                            nodes.push(PlainNode {
+                                out: id,
+                                member: m as u8,
+                                pct: func == WinFunc::ChangePct,
+                            });
                         }
                         None
                     }
@@ -223,16 +294,9 @@ impl Signals {
                 },
             )
             .collect();
-        let plain = plain
-            .into_iter()
-            .zip(plain_series)
-            .zip(plain_nodes)
-            .map(|((win, series), nodes)| PlainGroup {
-                win,
-                series,
-                nodes: nodes.into_boxed_slice(),
-            })
-            .collect();
+        for (g, nodes) in plain.iter_mut().zip(plain_nodes) {
+            g.nodes = nodes.into_boxed_slice();
+        }
         Signals {
             program,
             slots,
@@ -247,6 +311,7 @@ impl Signals {
             series_nodes,
             vals,
             conj,
+            entries,
         }
     }
 
@@ -292,33 +357,14 @@ impl Signals {
 
     #[inline(always)]
     fn refresh_windows(&mut self) {
-        // Plain windows a group at a time: one warm-up check and one look at the ring's ends for all of them.
-        for g in &self.plain {
-            let ends = g
-                .win
-                .ends()
-                .filter(|_| warm(self.first_ts, g.win.len_ns(), self.now));
-            for &(id, func, m) in g.nodes.iter() {
-                let v = match ends {
-                    Some((first, last)) => {
-                        let (f, l) = (
-                            first.get(m as usize).copied().unwrap_or(f64::NAN),
-                            last.get(m as usize).copied().unwrap_or(f64::NAN),
-                        );
-                        match func {
-                            WinFunc::Change => window::change(f, l),
-                            WinFunc::ChangePct => window::change_pct(f, l),
-                            // Plain buffers are read only by the two functions above.
-                            _ => f64::NAN,
-                        }
-                    }
-                    None => f64::NAN,
-                };
-                if let Some(out) = self.vals.get_mut(id as usize) {
-                    *out = v;
-                }
-            }
+        for g in &mut self.plain {
+            g.refresh(self.first_ts, self.now, &mut self.vals);
         }
+        self.refresh_full_windows();
+    }
+
+    #[inline(always)]
+    fn refresh_full_windows(&mut self) {
         for &(id, func, i) in &self.win_nodes {
             let v = self.slot_value(Slot::Full(i), func, self.now);
             if let Some(out) = self.vals.get_mut(id as usize) {
@@ -345,29 +391,38 @@ impl Signals {
     /// current time (windows stay ordered).
     pub fn on_sample(&mut self, sample: &Sample) {
         let ts = sample.ts.max(self.now);
-        self.advance_windows(ts);
+        self.now = ts;
         if self.first_ts.is_none() {
             self.first_ts = Some(ts);
+        }
+        // Plain windows a group at a time, in one pass: prune, push, then their functions.
+        for g in &mut self.plain {
+            g.win.advance(ts);
+            let mut row = [f64::NAN; PLAIN_WIDTH];
+            for (r, &s) in row.iter_mut().zip(g.series.iter()).take(g.members) {
+                if let Some(&v) = sample.values.get(s as usize) {
+                    *r = if v.is_finite() { v } else { f64::NAN };
+                }
+            }
+            g.win.push(ts, row);
+            g.refresh(self.first_ts, ts, &mut self.vals);
+        }
+        for w in &mut self.windows {
+            w.advance(ts);
+        }
+        for e in &mut self.episodes {
+            e.advance(ts);
         }
         for &(id, s) in &self.series_nodes {
             if let (Some(slot), Some(&v)) = (self.vals.get_mut(id as usize), sample.values.get(s)) {
                 *slot = if v.is_finite() { v } else { f64::NAN };
             }
         }
-        let finite = |v: f64| if v.is_finite() { v } else { f64::NAN };
-        for g in &mut self.plain {
-            let row = g.win.push(ts);
-            for (m, &s) in g.series.iter().enumerate() {
-                if let Some(out) = row.get_mut(m) {
-                    *out = finite(sample.values.get(s).copied().unwrap_or(f64::NAN));
-                }
-            }
-        }
         for (w, &s) in self.windows.iter_mut().zip(&self.window_series) {
             w.push(ts, sample.values.get(s).copied().unwrap_or(f64::NAN));
         }
         // Window values first: episode conditions read them; episode counts after their update below.
-        self.refresh_windows();
+        self.refresh_full_windows();
         let program = &*self.program;
         let flat = Context::flat();
         for i in 0..self.episodes.len() {
@@ -410,14 +465,34 @@ impl Signals {
         if now == self.now {
             if let Some(Some(conj)) = self.conj.get(rule) {
                 // `a and b and …` is true only when every comparison is (Kleene): stop at the first that is not.
-                return conj.iter().all(|&(op, a, b)| {
-                    let x = self.vals.get(a as usize).copied().unwrap_or(f64::NAN);
-                    let y = self.vals.get(b as usize).copied().unwrap_or(f64::NAN);
-                    compare(op, x, y) == Some(true)
-                });
+                return self.conj_holds(conj);
             }
         }
         self.rule_truth(rule, now, ctx) == Tri::True
+    }
+
+    /// `a and b and …` is true only when every comparison is (Kleene): stops at the first that is not.
+    #[inline(always)]
+    fn conj_holds(&self, conj: &[(BinOp, NodeId, NodeId)]) -> bool {
+        conj.iter().all(|&(op, a, b)| {
+            let x = self.vals.get(a as usize).copied().unwrap_or(f64::NAN);
+            let y = self.vals.get(b as usize).copied().unwrap_or(f64::NAN);
+            holds(op, x, y)
+        })
+    }
+
+    /// The first entry rule, in file order, that fires at `now` (undefined counts as false). Call `advance(now)`
+    /// first.
+    #[inline]
+    pub fn first_entry(&self, now: TsNs, ctx: &Context) -> Option<usize> {
+        let current = now == self.now;
+        self.entries.iter().find_map(|(rule, conj)| {
+            let fires = match conj {
+                Some(conj) if current => self.conj_holds(conj),
+                _ => self.rule_truth(*rule, now, ctx) == Tri::True,
+            };
+            fires.then_some(*rule)
+        })
     }
 
     /// The three-valued result of rule `rule` at `now` (`Unknown` for an index out of range).

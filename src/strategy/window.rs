@@ -92,28 +92,42 @@ impl Ring {
     }
 }
 
-/// The windows of one length W whose functions read only their first and last sample (`change`, `change_pct`), as
-/// rows of one ring: every window is pushed at every sample, so they share their timestamps and are pruned once.
+/// Most windows one [`PlainWindows`] holds: a row is a fixed array (no per-row slicing); more windows of one
+/// length go into several groups.
+pub const PLAIN_WIDTH: usize = 4;
+
+/// One sample of a [`PlainWindows`] group: a value per member window (unused members NaN).
+pub type PlainRow = [f64; PLAIN_WIDTH];
+
+#[derive(Debug, Clone, Copy)]
+struct PlainSlot {
+    ts: TsNs,
+    row: PlainRow,
+}
+
+/// Up to [`PLAIN_WIDTH`] windows of one length W whose functions read only their first and last sample (`change`,
+/// `change_pct`), as rows of one ring: every window is pushed at every sample, so they share their timestamps and
+/// are pruned once.
 #[derive(Debug, Clone)]
 pub struct PlainWindows {
     len_ns: i64,
-    /// Windows in the group (values per row).
-    width: usize,
-    /// Ring of sample times (power-of-two capacity) and, row by row, the windows' values at those times.
-    ts: Vec<TsNs>,
-    vals: Vec<f64>,
+    /// Ring of samples (power-of-two capacity): time and one value per window.
+    buf: Vec<PlainSlot>,
     head: usize,
     len: usize,
 }
 
 impl PlainWindows {
-    pub fn new(len_ns: i64, width: usize) -> PlainWindows {
-        let cap = 16;
+    pub fn new(len_ns: i64) -> PlainWindows {
         PlainWindows {
             len_ns,
-            width,
-            ts: vec![0; cap],
-            vals: vec![f64::NAN; cap * width],
+            buf: vec![
+                PlainSlot {
+                    ts: 0,
+                    row: [f64::NAN; PLAIN_WIDTH],
+                };
+                16
+            ],
             head: 0,
             len: 0,
         }
@@ -124,97 +138,82 @@ impl PlainWindows {
     }
 
     /// Drops the samples older than `now - W`.
-    #[inline]
+    #[inline(always)]
     pub fn advance(&mut self, now: TsNs) {
         let cutoff = now.saturating_sub(self.len_ns);
-        let mask = self.ts.len() - 1;
-        while self.len > 0 && self.ts.get(self.head).is_some_and(|&t| t < cutoff) {
-            self.head = (self.head + 1) & mask;
-            self.len -= 1;
+        let mask = self.buf.len() - 1;
+        while self.len > 0 {
+            match self.buf.get(self.head) {
+                Some(s) if s.ts < cutoff => {
+                    self.head = (self.head + 1) & mask;
+                    self.len -= 1;
+                }
+                _ => break,
+            }
         }
     }
 
-    /// Appends a sample at `ts`: returns its row, one value per window, to fill (undefined values as NaN).
-    #[inline]
-    pub fn push(&mut self, ts: TsNs) -> &mut [f64] {
-        if self.len == self.ts.len() {
+    /// Appends a sample at `ts`: one value per window (undefined values as NaN).
+    #[inline(always)]
+    pub fn push(&mut self, ts: TsNs, row: PlainRow) {
+        if self.len == self.buf.len() {
             self.grow();
         }
-        let i = (self.head + self.len) & (self.ts.len() - 1);
-        self.len += 1;
-        if let Some(t) = self.ts.get_mut(i) {
-            *t = ts;
+        let i = (self.head + self.len) & (self.buf.len() - 1);
+        if let Some(s) = self.buf.get_mut(i) {
+            *s = PlainSlot { ts, row };
         }
-        let w = self.width;
-        self.vals.get_mut(i * w..i * w + w).unwrap_or(&mut [])
+        self.len += 1;
     }
 
     #[cold]
     fn grow(&mut self) {
-        let (cap, w) = (self.ts.len(), self.width);
-        let mut ts = Vec::with_capacity(cap * 2);
-        let mut vals = Vec::with_capacity(cap * 2 * w);
+        let cap = self.buf.len();
+        let mut next = Vec::with_capacity(cap * 2);
         for k in 0..self.len {
-            let i = (self.head + k) & (cap - 1);
-            ts.extend(self.ts.get(i).copied());
-            vals.extend_from_slice(self.vals.get(i * w..i * w + w).unwrap_or(&[]));
+            next.extend(self.buf.get((self.head + k) & (cap - 1)).copied());
         }
-        ts.resize(cap * 2, 0);
-        vals.resize(cap * 2 * w, f64::NAN);
-        self.ts = ts;
-        self.vals = vals;
+        next.resize(
+            cap * 2,
+            PlainSlot {
+                ts: 0,
+                row: [f64::NAN; PLAIN_WIDTH],
+            },
+        );
+        self.buf = next;
         self.head = 0;
     }
 
-    /// The oldest and the newest row (one value per window), or `None` when empty.
-    #[inline]
-    pub fn ends(&self) -> Option<(&[f64], &[f64])> {
+    /// The oldest and the newest row, or `None` when empty.
+    #[inline(always)]
+    pub fn ends(&self) -> Option<(&PlainRow, &PlainRow)> {
         if self.len == 0 {
             return None;
         }
-        let (mask, w) = (self.ts.len() - 1, self.width);
-        let last = (self.head + self.len - 1) & mask;
-        Some((
-            self.vals.get(self.head * w..self.head * w + w)?,
-            self.vals.get(last * w..last * w + w)?,
-        ))
-    }
-
-    #[inline(always)]
-    fn value(&self, row: usize, member: usize) -> f64 {
-        let i = row & (self.ts.len() - 1);
-        self.vals
-            .get(i * self.width + member)
-            .copied()
-            .unwrap_or(f64::NAN)
+        let last = (self.head + self.len - 1) & (self.buf.len() - 1);
+        Some((&self.buf.get(self.head)?.row, &self.buf.get(last)?.row))
     }
 
     /// Oldest value of window `member` (NaN if empty).
-    #[inline]
     pub fn first(&self, member: usize) -> f64 {
-        if self.len == 0 {
-            return f64::NAN;
-        }
-        self.value(self.head, member)
+        self.ends()
+            .and_then(|(f, _)| f.get(member).copied())
+            .unwrap_or(f64::NAN)
     }
 
     /// Newest value of window `member` (NaN if empty).
-    #[inline]
     pub fn last(&self, member: usize) -> f64 {
-        if self.len == 0 {
-            return f64::NAN;
-        }
-        self.value(self.head + self.len - 1, member)
+        self.ends()
+            .and_then(|(_, l)| l.get(member).copied())
+            .unwrap_or(f64::NAN)
     }
 
     /// [`change`] of window `member`.
-    #[inline]
     pub fn change(&self, member: usize) -> f64 {
         change(self.first(member), self.last(member))
     }
 
     /// [`change_pct`] of window `member`.
-    #[inline]
     pub fn change_pct(&self, member: usize) -> f64 {
         change_pct(self.first(member), self.last(member))
     }
@@ -524,7 +523,7 @@ mod tests {
     fn plain_group_agrees_with_single_windows() {
         let mut rng = fastrand::Rng::with_seed(7);
         let len = 5 * S;
-        let mut group = PlainWindows::new(len, 3);
+        let mut group = PlainWindows::new(len);
         let mut singles: Vec<Window> = (0..3).map(|_| Window::new(len, Needs::default())).collect();
         let mut t = 0i64;
         for step in 0..20_000 {
@@ -535,7 +534,7 @@ mod tests {
                 rng.i64(0..S / 50)
             };
             group.advance(t);
-            let row = group.push(t);
+            let mut row = [f64::NAN; PLAIN_WIDTH];
             for (m, (w, out)) in singles.iter_mut().zip(row.iter_mut()).enumerate() {
                 let v = match rng.u8(0..50) {
                     0 => f64::NAN,
@@ -546,6 +545,7 @@ mod tests {
                 w.push(t, v);
                 *out = if v.is_finite() { v } else { f64::NAN };
             }
+            group.push(t, row);
             for (m, w) in singles.iter().enumerate() {
                 let same =
                     |a: f64, b: f64| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan());
@@ -558,7 +558,8 @@ mod tests {
                 );
             }
             if let Some((first, last)) = group.ends() {
-                assert_eq!(first.len(), 3);
+                // The unused member stays undefined.
+                assert!(first[3].is_nan() && last[3].is_nan());
                 assert!((0..3).all(|m| last[m].to_bits() == group.last(m).to_bits()));
             }
         }

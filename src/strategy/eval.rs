@@ -180,6 +180,8 @@ fn conjunction(p: &Program, root: NodeId) -> Option<Conjunction> {
 /// `compare(op, x, y) == Some(true)` without the NaN tests: every IEEE comparison with a NaN operand is false
 /// already, and `!=` is spelled as `<` or `>` so that it is too.
 #[inline(always)]
+// `x < y || x > y` is not `x != y`: it is false when either is NaN, which is the point.
+#[allow(clippy::double_comparisons)]
 fn holds(op: BinOp, x: f64, y: f64) -> bool {
     match op {
         BinOp::Lt => x < y,

@@ -262,37 +262,42 @@ fn nondigit_mask64(block: &[u8; 64]) -> u64 {
     }
 }
 
-/// Bit k set if byte k of `block` equals byte k of `template`: the layout check's second half.
+/// 64 bytes aligned for SSE2 memory operands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C, align(16))]
+struct Lanes([u8; 64]);
+
+/// Whether every byte k of `block` satisfies `block[k] - base[k] <= limit[k]` (unsigned, wrapping): with `base` =
+/// `'0'` and `limit` = 9 that is "a digit", with `base` = the byte and `limit` = 0 "this byte", with `limit` = 255
+/// "anything". One subtract, one max and one compare per 16 bytes.
 #[inline(always)]
-fn equal_mask(block: &[u8; 64], template: &[u8; 64]) -> u64 {
+fn fits(block: &[u8; 64], base: &Lanes, limit: &Lanes) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        use std::arch::x86_64::{__m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8};
-        let mut m = 0u64;
-        for (k, (a, b)) in block
-            .chunks_exact(16)
-            .zip(template.chunks_exact(16))
-            .enumerate()
-        {
-            // SAFETY: SSE2 is always available on x86_64; `a` and `b` are 16 readable bytes each and `loadu`
-            // allows any alignment.
-            let e = unsafe {
-                let va = _mm_loadu_si128(a.as_ptr().cast::<__m128i>());
-                let vb = _mm_loadu_si128(b.as_ptr().cast::<__m128i>());
-                _mm_movemask_epi8(_mm_cmpeq_epi8(va, vb))
-            };
-            m |= u64::from(e as u16) << (16 * k);
+        use std::arch::x86_64::{
+            __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_load_si128, _mm_loadu_si128, _mm_max_epu8,
+            _mm_movemask_epi8, _mm_set1_epi8, _mm_sub_epi8,
+        };
+        // SAFETY: SSE2 is always available on x86_64. Every pointer is 16 readable bytes inside a 64-byte array:
+        // `loadu` allows any alignment, and `Lanes` is 16-byte aligned for `load`.
+        unsafe {
+            let mut ok = _mm_set1_epi8(-1);
+            for k in 0..4 {
+                let v = _mm_loadu_si128(block.as_ptr().add(16 * k).cast::<__m128i>());
+                let b = _mm_load_si128(base.0.as_ptr().add(16 * k).cast::<__m128i>());
+                let l = _mm_load_si128(limit.0.as_ptr().add(16 * k).cast::<__m128i>());
+                let d = _mm_sub_epi8(v, b);
+                ok = _mm_and_si128(ok, _mm_cmpeq_epi8(_mm_max_epu8(d, l), l));
+            }
+            _mm_movemask_epi8(ok) == 0xFFFF
         }
-        m
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let mut m = 0u64;
-        for k in 0..8 {
-            let x = load8(block, k * 8) ^ load8(template, k * 8);
-            m |= movemask(zero_bytes(x)) << (8 * k);
-        }
-        m
+        block
+            .iter()
+            .zip(base.0.iter().zip(limit.0.iter()))
+            .all(|(&v, (&b, &l))| v.wrapping_sub(b) <= l)
     }
 }
 
@@ -377,12 +382,10 @@ const POW10_F64: [f64; 8] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7];
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Shape {
     len: usize,
-    /// The non-digit bytes of the line and its `\n` (bit k = byte k), and what each of them is (`template`; zero
-    /// where the line has digits).
-    seps: u64,
-    template: [u8; 64],
-    /// The bytes of the line and its `\n`.
-    line: u64,
+    /// The layout as a [`fits`] check: a digit where the line has one, the same byte where it has a separator
+    /// (its `\n` included), anything after that.
+    base: Lanes,
+    limit: Lanes,
     /// Length of the timestamp.
     ts_len: usize,
     venue: Venue,
@@ -395,10 +398,12 @@ impl Shape {
         let line = bits(0, len);
         let (comma, dot) = (m.comma & line, m.dot & line);
         let seps = (m.nondigit & line) | (1u64 << len);
-        let mut template = [0u8; 64];
-        for (k, (t, &b)) in template.iter_mut().zip(block.iter()).enumerate() {
-            if seps & (1u64 << k) != 0 {
-                *t = b;
+        let (mut base, mut limit) = (Lanes([b'0'; 64]), Lanes([9; 64]));
+        for (k, ((b, l), &byte)) in base.0.iter_mut().zip(&mut limit.0).zip(block).enumerate() {
+            if k > len {
+                *l = u8::MAX;
+            } else if seps & (1u64 << k) != 0 {
+                (*b, *l) = (byte, 0);
             }
         }
         let ts_len = comma.trailing_zeros() as usize;
@@ -428,22 +433,19 @@ impl Shape {
         }
         Some(Shape {
             len,
-            seps,
-            template,
-            line: bits(0, len + 1),
+            base,
+            limit,
             ts_len,
             venue,
             fields,
         })
     }
 
-    /// Whether the line at the start of `block`, whose non-digit bytes are `nondigit`, has this layout: its
-    /// non-digits up to and including the `\n` are where the layout's are, and are the same bytes. Everything else
-    /// in it is then a digit where the layout has one.
+    /// Whether the line at the start of `block` has this layout: a digit wherever the layout has one, and the
+    /// layout's separators, up to and including its `\n`, where it has them.
     #[inline(always)]
-    fn matches(&self, block: &[u8; 64], nondigit: u64) -> bool {
-        nondigit & self.line == self.seps
-            && equal_mask(block, &self.template) & self.seps == self.seps
+    fn matches(&self, block: &[u8; 64]) -> bool {
+        fits(block, &self.base, &self.limit)
     }
 
     /// Converts a line that [`Shape::matches`] and whose market text was checked, into `out` (in place: no
@@ -621,10 +623,26 @@ pub struct QuoteCsvSource {
 /// Layouts remembered per market: a file repeats a handful (quantities of 1, 2 or 3 integer digits, …).
 const SHAPES_PER_MARKET: usize = 4;
 
-/// The most recently seen layouts of each market (spot, perp), most recent first.
-#[derive(Default)]
+/// The most recently seen layouts of each market (spot, perp).
 struct ShapeCache {
     shapes: [[Option<Shape>; SHAPES_PER_MARKET]; 2],
+    /// Per market, the indices into `shapes` from the most recently used (a layout stays where it was stored:
+    /// reordering moves four bytes, not four layouts).
+    order: [[u8; SHAPES_PER_MARKET]; 2],
+    /// Timestamp length of the last line converted through a layout: where the next line's market text is
+    /// looked for first (files keep one timestamp width).
+    ts_len: usize,
+}
+
+impl Default for ShapeCache {
+    fn default() -> Self {
+        const IN_ORDER: [u8; SHAPES_PER_MARKET] = [0, 1, 2, 3];
+        ShapeCache {
+            shapes: [[None; SHAPES_PER_MARKET]; 2],
+            order: [IN_ORDER; 2],
+            ts_len: 0,
+        }
+    }
 }
 
 impl QuoteCsvSource {
@@ -661,32 +679,34 @@ impl ShapeCache {
     ) -> Option<usize> {
         let line: &LineBlock = buf.first_chunk::<72>()?;
         let block = line.first_chunk::<64>()?;
-        let nondigit = nondigit_mask64(block);
-        // The first non-digit ends the timestamp: the market text with the commas around it follows, read as one
-        // 6-byte word.
-        let c0 = nondigit.trailing_zeros() as usize;
-        const TAG: u64 = (1 << 48) - 1;
-        const SPOT: u64 = u64::from_le_bytes(*b",spot,\0\0");
-        const PERP: u64 = u64::from_le_bytes(*b",perp,\0\0");
-        let tag = load8_in(line, c0) & TAG;
-        let slot = if tag == SPOT {
-            0
-        } else if tag == PERP {
-            1
-        } else {
-            return None;
+        // The market text, with the commas around it, follows the timestamp: read as one 6-byte word where the
+        // last line had it, else after the first non-digit. It only picks the layouts to try; they check the rest.
+        let market = |at: usize| {
+            const TAG: u64 = (1 << 48) - 1;
+            const SPOT: u64 = u64::from_le_bytes(*b",spot,\0\0");
+            const PERP: u64 = u64::from_le_bytes(*b",perp,\0\0");
+            match load8_in(line, at) & TAG {
+                SPOT => Some(0),
+                PERP => Some(1),
+                _ => None,
+            }
         };
-        let known = self.shapes.get_mut(slot)?;
+        let slot = match market(self.ts_len) {
+            Some(slot) => slot,
+            None => market(nondigit_mask64(block).trailing_zeros() as usize)?,
+        };
+        let (known, order) = (self.shapes.get_mut(slot)?, self.order.get_mut(slot)?);
         for k in 0..SHAPES_PER_MARKET {
-            match &known[k] {
-                Some(shape) if shape.matches(block, nondigit) => {
+            match &known[usize::from(order[k]) % SHAPES_PER_MARKET] {
+                Some(shape) if shape.matches(block) => {
                     if !shape.parse_into(line, out, prices) {
                         return None;
                     }
                     let n = shape.len + 1;
+                    self.ts_len = shape.ts_len;
                     if k > 0 {
                         // Most recent first: a run of one layout is found at the first try.
-                        known[..=k].rotate_right(1);
+                        order[..=k].rotate_right(1);
                     }
                     return Some(n);
                 }
@@ -709,8 +729,11 @@ impl ShapeCache {
         }
         let venue = if slot == 0 { Venue::Spot } else { Venue::Perp };
         if let Some(shape) = Shape::learn(block, len, &m, venue) {
-            known.rotate_right(1);
-            known[0] = Some(shape);
+            // Into the least recently used place, which becomes the most recent. The empty places stay last in
+            // `order`: each is the least recent in turn.
+            let at = usize::from(order[SHAPES_PER_MARKET - 1]) % SHAPES_PER_MARKET;
+            known[at] = Some(shape);
+            order.rotate_right(1);
         }
         Some(len + 1)
     }
@@ -1011,16 +1034,26 @@ mod tests {
         let mut want = Vec::new();
         for i in 0..40_000u64 {
             let venue = if i % 2 == 0 { "spot" } else { "perp" };
+            // Mostly nanosecond timestamps, some shorter (µs, fewer digits); quantities of 1 to 4 integer
+            // digits: more layouts per market than the cache holds, so layouts are evicted and relearnt.
+            let ts = match rng.u8(0..20) {
+                0 => 1_723_161_600_000_000 + i,
+                1 => 17_231_616_000_000_000 + i,
+                _ => 1_723_161_600_000_000_000u64 + i * 1_000_003,
+            };
+            let qty_int = |rng: &mut fastrand::Rng| {
+                let digits = rng.u32(1..5);
+                rng.u32(0..10u32.pow(digits))
+            };
             let mut line = format!(
-                "{},{venue},{}.{:02},{}.{:02},{}.{:03},{}.{:05}",
-                1_723_161_600_000_000_000u64 + i * 1_000_003,
+                "{ts},{venue},{}.{:02},{}.{:02},{}.{:03},{}.{:05}",
                 60_000 + rng.u32(0..2000),
                 rng.u32(0..100),
                 60_000 + rng.u32(0..2000),
                 rng.u32(0..100),
-                rng.u32(0..20),
+                qty_int(&mut rng),
                 rng.u32(0..1000),
-                rng.u32(0..3),
+                qty_int(&mut rng),
                 rng.u32(0..100_000),
             )
             .into_bytes();

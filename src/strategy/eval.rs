@@ -89,6 +89,9 @@ pub struct Signals {
     conj: Vec<Option<Conjunction>>,
     /// The entry rules in file order (what [`Signals::first_entry`] walks), each with its conjunction if it has one.
     entries: Box<[(usize, Option<Conjunction>)]>,
+    /// Only plain windows and constants: no series read directly, no windows with running statistics, no
+    /// episodes (a sample then has nothing to do past the plain groups).
+    plain_only: bool,
 }
 
 /// Plain windows of one length (up to [`PLAIN_WIDTH`]), with the series each member reads and the
@@ -248,7 +251,7 @@ impl Signals {
                 window_series.push(b.series as usize);
             }
         }
-        let episodes = program
+        let episodes: Vec<EdgeWindow> = program
             .episodes
             .iter()
             .map(|e| EdgeWindow::new(e.len_ns))
@@ -277,7 +280,7 @@ impl Signals {
             .map(|i| (i, conj.get(i).cloned().flatten()))
             .collect();
         let mut plain_nodes = vec![Vec::new(); plain.len()];
-        let win_nodes = win_nodes
+        let win_nodes: Vec<(NodeId, WinFunc, u32)> = win_nodes
             .into_iter()
             .filter_map(
                 |(id, func, buf): (NodeId, WinFunc, u32)| match slots.get(buf as usize) {
@@ -299,7 +302,13 @@ impl Signals {
         for (g, nodes) in plain.iter_mut().zip(plain_nodes) {
             g.nodes = nodes.into_boxed_slice();
         }
+        let plain_only = windows.is_empty()
+            && win_nodes.is_empty()
+            && episodes.is_empty()
+            && episode_nodes.is_empty()
+            && series_nodes.is_empty();
         Signals {
+            plain_only,
             program,
             slots,
             windows,
@@ -408,6 +417,9 @@ impl Signals {
             }
             g.win.push(ts, row);
             g.refresh(self.first_ts, ts, &mut self.vals);
+        }
+        if self.plain_only {
+            return;
         }
         for w in &mut self.windows {
             w.advance(ts);

@@ -451,8 +451,14 @@ impl Shape {
     /// Converts a line that [`Shape::matches`] and whose market text was checked, into `out` (in place: no
     /// event is moved around on the way to the caller's batch).
     #[inline(always)]
-    fn parse_into(&self, s: &LineBlock, out: &mut MarketEvent, prices: &mut [f64; 2]) -> bool {
-        let ts = leading_digits_in(s, self.ts_len);
+    fn parse_into(
+        &self,
+        s: &LineBlock,
+        out: &mut MarketEvent,
+        prices: &mut [f64; 2],
+        ts_high: &mut TsHigh,
+    ) -> bool {
+        let ts = timestamp_in(s, self.ts_len, ts_high);
         if ts > i64::MAX as u64 {
             return false;
         }
@@ -511,15 +517,34 @@ fn load8_in(block: &LineBlock, i: usize) -> u64 {
     }
 }
 
-/// Value of the first `n` (at most 19) ASCII digits of `block`, 8 at a time.
+/// The value of all but the last 8 digits of the last nanosecond timestamp converted, with the bytes it came from:
+/// consecutive timestamps share them (they change every 0.1 s), so most lines convert only their last 8 digits.
+#[derive(Debug, Clone, Copy, Default)]
+struct TsHigh {
+    len: usize,
+    top: u64,
+    mid: u64,
+    value: u64,
+}
+
+/// Value of the timestamp: the first `n` (at most 19) ASCII digits of `block`.
 #[inline(always)]
-fn leading_digits_in(block: &LineBlock, n: usize) -> u64 {
+fn timestamp_in(block: &LineBlock, n: usize, high: &mut TsHigh) -> u64 {
     if (17..=19).contains(&n) {
         // Nanosecond timestamps: three loads, no loop. The last 16 digits as two groups of 8 that end at `n`;
         // the first `n - 16` shifted to the top of their load (the bytes after them fall off).
         let group = |i: usize| swar8(load8_in(block, i) ^ ASCII_ZEROS);
-        let top = swar8((load8_in(block, 0) ^ ASCII_ZEROS) << (8 * (24 - n)));
-        return top * 10_000_000_000_000_000 + group(n - 16) * 100_000_000 + group(n - 8);
+        let (top, mid) = (load8_in(block, 0), load8_in(block, n - 16));
+        if (top, mid, n) != (high.top, high.mid, high.len) {
+            let top_value = swar8((top ^ ASCII_ZEROS) << (8 * (24 - n)));
+            *high = TsHigh {
+                len: n,
+                top,
+                mid,
+                value: top_value * 10_000_000_000_000_000 + group(n - 16) * 100_000_000,
+            };
+        }
+        return high.value + group(n - 8);
     }
     digits_loaded(|i| load8_in(block, i), 0, n.min(19))
 }
@@ -632,6 +657,7 @@ struct ShapeCache {
     /// Timestamp length of the last line converted through a layout: where the next line's market text is
     /// looked for first (files keep one timestamp width).
     ts_len: usize,
+    ts_high: TsHigh,
 }
 
 impl Default for ShapeCache {
@@ -641,6 +667,7 @@ impl Default for ShapeCache {
             shapes: [[None; SHAPES_PER_MARKET]; 2],
             order: [IN_ORDER; 2],
             ts_len: 0,
+            ts_high: TsHigh::default(),
         }
     }
 }
@@ -699,7 +726,7 @@ impl ShapeCache {
         for k in 0..SHAPES_PER_MARKET {
             match &known[usize::from(order[k]) % SHAPES_PER_MARKET] {
                 Some(shape) if shape.matches(block) => {
-                    if !shape.parse_into(line, out, prices) {
+                    if !shape.parse_into(line, out, prices, &mut self.ts_high) {
                         return None;
                     }
                     let n = shape.len + 1;

@@ -348,27 +348,85 @@ impl DecField {
         swar8(((w & self.lo) << 8) | (w & self.hi))
     }
 
-    /// [`DecField::value`] of a field inside a line block (no bounds checks: see [`load8_in`]).
+    /// The field's digits inside a line block, as 8 bytes (no bounds checks: see [`load8_in`]).
     #[inline(always)]
-    fn value_in(&self, block: &LineBlock) -> Decimal {
-        let mant = self.mantissa_in(block);
-        Decimal::from_parts(mant as u32, (mant >> 32) as u32, 0, false, self.scale)
+    fn loaded_in(&self, block: &LineBlock) -> u64 {
+        load8_in(block, self.end.wrapping_sub(8))
     }
 
+    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
     #[inline(always)]
     fn mantissa_in(&self, block: &LineBlock) -> u64 {
-        self.digits(load8_in(block, self.end.wrapping_sub(8)))
+        self.digits(self.loaded_in(block))
     }
 
-    /// The value and its f64 (the mantissa has at most 8 digits: `mantissa / 10^scale` is the correctly rounded
-    /// f64, what [`crate::model::to_f64`] gives for the decimal).
+    /// The field's decimal from its mantissa.
     #[inline(always)]
-    fn value_and_f64(&self, block: &LineBlock) -> (Decimal, f64) {
-        let mant = self.mantissa_in(block);
-        (
-            Decimal::from_parts(mant as u32, (mant >> 32) as u32, 0, false, self.scale),
-            mant as f64 / POW10_F64[self.scale as usize & 7],
+    fn decimal(&self, mantissa: u64) -> Decimal {
+        Decimal::from_parts(
+            mantissa as u32,
+            (mantissa >> 32) as u32,
+            0,
+            false,
+            self.scale,
         )
+    }
+
+    /// The field's f64 from its mantissa (at most 8 digits: `mantissa / 10^scale` is the correctly rounded f64,
+    /// what [`crate::model::to_f64`] gives for the decimal).
+    #[inline(always)]
+    fn f64(&self, mantissa: u64) -> f64 {
+        mantissa as f64 / POW10_F64[self.scale as usize & 7]
+    }
+}
+
+/// [`DecField::mantissa_in`] of two fields at once: with SSE2, both 8-byte loads in one register and every step of
+/// the digit conversion done for both.
+#[inline(always)]
+fn mantissas2(block: &LineBlock, a: &DecField, b: &DecField) -> (u64, u64) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            _mm_add_epi16, _mm_add_epi64, _mm_and_si128, _mm_cvtsi128_si64, _mm_madd_epi16,
+            _mm_mul_epu32, _mm_mullo_epi16, _mm_or_si128, _mm_set1_epi16, _mm_set1_epi32,
+            _mm_set1_epi64x, _mm_set1_epi8, _mm_set_epi64x, _mm_slli_epi64, _mm_srli_epi16,
+            _mm_srli_epi64, _mm_unpackhi_epi64, _mm_xor_si128,
+        };
+        let (wa, wb) = (a.loaded_in(block), b.loaded_in(block));
+        // SAFETY: SSE2 is always available on x86_64; these are register operations only.
+        unsafe {
+            // One field per 64-bit lane, first digit in the lowest byte.
+            let w = _mm_xor_si128(
+                _mm_set_epi64x(wb as i64, wa as i64),
+                _mm_set1_epi8(b'0' as i8),
+            );
+            let lo = _mm_set_epi64x(b.lo as i64, a.lo as i64);
+            let hi = _mm_set_epi64x(b.hi as i64, a.hi as i64);
+            // The digits only, the integer ones shifted over the dot (as `DecField::digits`).
+            let d = _mm_or_si128(
+                _mm_slli_epi64(_mm_and_si128(w, lo), 8),
+                _mm_and_si128(w, hi),
+            );
+            // Pairs of digits in 16-bit lanes (first × 10 + second), then 4 digits in 32-bit lanes, then 8.
+            let first = _mm_and_si128(d, _mm_set1_epi16(0x00FF));
+            let pairs = _mm_add_epi16(
+                _mm_mullo_epi16(first, _mm_set1_epi16(10)),
+                _mm_srli_epi16(d, 8),
+            );
+            let quads = _mm_madd_epi16(pairs, _mm_set1_epi32((1 << 16) | 100));
+            let eights = _mm_add_epi64(
+                _mm_mul_epu32(quads, _mm_set1_epi64x(10_000)),
+                _mm_srli_epi64(quads, 32),
+            );
+            (
+                _mm_cvtsi128_si64(eights) as u64,
+                _mm_cvtsi128_si64(_mm_unpackhi_epi64(eights, eights)) as u64,
+            )
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        (a.mantissa_in(block), b.mantissa_in(block))
     }
 }
 
@@ -463,17 +521,17 @@ impl Shape {
             return false;
         }
         let [b, a, bq, aq] = &self.fields;
-        let (bid, bid_f) = b.value_and_f64(s);
-        let (ask, ask_f) = a.value_and_f64(s);
+        let (bid, ask) = mantissas2(s, b, a);
+        let (bid_qty, ask_qty) = mantissas2(s, bq, aq);
         out.ts = ts as i64;
         out.kind = MarketKind::Quote(Quote {
             venue: self.venue,
-            bid,
-            ask,
-            bid_qty: bq.value_in(s),
-            ask_qty: aq.value_in(s),
+            bid: b.decimal(bid),
+            ask: a.decimal(ask),
+            bid_qty: bq.decimal(bid_qty),
+            ask_qty: aq.decimal(ask_qty),
         });
-        *prices = [bid_f, ask_f];
+        *prices = [b.f64(bid), a.f64(ask)];
         true
     }
 }
@@ -932,6 +990,34 @@ mod tests {
             if let (Ok(a), Ok(b)) = (got, general) {
                 assert_eq!(a.to_string_for_test(), b.to_string_for_test());
             }
+        }
+    }
+
+    /// Two fields converted at once give what each converted alone gives, for every field width and dot position.
+    #[test]
+    fn paired_field_conversion_agrees() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut field = |rng: &mut fastrand::Rng, block: &mut LineBlock, end: usize| {
+            let dot = rng.bool();
+            let width = rng.usize(1..=8);
+            let int_n = if dot { rng.usize(0..width) } else { width };
+            let frac_n = if dot { width - 1 - int_n } else { 0 };
+            for (k, b) in block[end - width..end].iter_mut().enumerate() {
+                *b = if dot && k == int_n {
+                    b'.'
+                } else {
+                    b'0' + rng.u8(0..10)
+                };
+            }
+            DecField::new(end, int_n, frac_n, dot)
+        };
+        for _ in 0..20_000 {
+            let mut block: LineBlock = [b','; 72];
+            let (ea, eb) = (rng.usize(8..=30), rng.usize(40..=63));
+            let a = field(&mut rng, &mut block, ea);
+            let b = field(&mut rng, &mut block, eb);
+            let want = (a.digits(a.loaded_in(&block)), b.digits(b.loaded_in(&block)));
+            assert_eq!(mantissas2(&block, &a, &b), want, "{a:?} {b:?}");
         }
     }
 

@@ -997,7 +997,7 @@ mod tests {
     #[test]
     fn paired_field_conversion_agrees() {
         let mut rng = fastrand::Rng::with_seed(11);
-        let mut field = |rng: &mut fastrand::Rng, block: &mut LineBlock, end: usize| {
+        let field = |rng: &mut fastrand::Rng, block: &mut LineBlock, end: usize| {
             let dot = rng.bool();
             let width = rng.usize(1..=8);
             let int_n = if dot { rng.usize(0..width) } else { width };

@@ -182,25 +182,29 @@ impl MarketState {
     /// series the strategy reads; the others stay NaN). Returns whether there is a new sample.
     #[inline]
     pub fn update_sample(&mut self, ts: TsNs, q: &Quote, f: [f64; 2]) -> bool {
-        match q.venue {
+        // The new prices are used from `f`, not read back from where they were just stored: a load that
+        // straddles a store still in flight stalls until the store completes.
+        let (spot_f, perp_f) = match q.venue {
             Venue::Spot => {
                 self.spot = Some(*q);
                 self.spot_ts = Some(ts);
                 self.spot_f = f;
+                (f, self.perp_f)
             }
             Venue::Perp => {
                 self.perp = Some(*q);
                 self.perp_ts = Some(ts);
                 self.perp_f = f;
                 self.perp_mid_f = (f[0] + f[1]) * 0.5;
+                (self.spot_f, f)
             }
-        }
+        };
         if !self.ready() {
             return false;
         }
-        let ([sb, sa], [pb, pa]) = (self.spot_f, self.perp_f);
+        let ([sb, sa], [pb, pa]) = (spot_f, perp_f);
         let spot_mid = (sb + sa) * 0.5;
-        let perp_mid = self.perp_mid_f;
+        let perp_mid = (pb + pa) * 0.5;
         let need = &self.needed;
         let v = &mut self.sample.values;
         self.sample.ts = ts;

@@ -154,8 +154,85 @@ enum Slot {
     Plain(u32, u32),
 }
 
-/// `leaf <op> leaf` comparisons joined by `and`.
-type Conjunction = Box<[(BinOp, NodeId, NodeId)]>;
+/// A rule of `leaf <op> leaf` comparisons joined by `and`.
+#[derive(Debug, Clone)]
+enum Conjunction {
+    /// Every comparison is between a leaf and a number, and is not `!=`: each is a range the leaf's value must be in
+    /// (two comparisons, no operator to dispatch on).
+    Ranges(Box<[Range]>),
+    /// Otherwise, the comparisons as written.
+    Cmps(Box<[(BinOp, NodeId, NodeId)]>),
+}
+
+/// `lo <= vals[node] <= hi`: false for an undefined (NaN) value, like the comparison it stands for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Range {
+    node: NodeId,
+    lo: f64,
+    hi: f64,
+}
+
+impl Range {
+    /// `x <op> c` as a range of `x` (exactly: `x < c` is `x <= ` the largest f64 below `c`); `None` for `!=` and
+    /// a non-finite `c`.
+    fn of(node: NodeId, op: BinOp, c: f64) -> Option<Range> {
+        if !c.is_finite() {
+            return None;
+        }
+        let inf = f64::INFINITY;
+        let (lo, hi) = match op {
+            BinOp::Le => (-inf, c),
+            BinOp::Lt => (-inf, next_down(c)),
+            BinOp::Ge => (c, inf),
+            BinOp::Gt => (next_up(c), inf),
+            BinOp::Eq => (c, c),
+            _ => return None,
+        };
+        Some(Range { node, lo, hi })
+    }
+
+    #[inline(always)]
+    fn holds(&self, x: f64) -> bool {
+        self.lo <= x && x <= self.hi
+    }
+}
+
+/// The least f64 above finite `x` (`f64::next_up`, which is newer than this crate's minimum Rust).
+fn next_up(x: f64) -> f64 {
+    if x == 0.0 {
+        return f64::from_bits(1);
+    }
+    let bits = x.to_bits();
+    f64::from_bits(if x > 0.0 { bits + 1 } else { bits - 1 })
+}
+
+/// The greatest f64 below finite `x`.
+fn next_down(x: f64) -> f64 {
+    -next_up(-x)
+}
+
+/// The comparison `a <op> b` with a number on one side, as a [`Range`] of the other.
+fn range(p: &Program, op: BinOp, a: NodeId, b: NodeId) -> Option<Range> {
+    let num = |id: NodeId| match p.nodes.get(id as usize) {
+        Some(&Node::Num(c)) => Some(c),
+        _ => None,
+    };
+    match (num(a), num(b)) {
+        (_, Some(c)) => Range::of(a, op, c),
+        // `c <op> x` is `x <op'> c` with the operator mirrored.
+        (Some(c), None) => {
+            let mirrored = match op {
+                BinOp::Lt => BinOp::Gt,
+                BinOp::Le => BinOp::Ge,
+                BinOp::Gt => BinOp::Lt,
+                BinOp::Ge => BinOp::Le,
+                other => other,
+            };
+            Range::of(b, mirrored, c)
+        }
+        (None, None) => None,
+    }
+}
 
 /// Flattens `root` into a list of `leaf <op> leaf` comparisons joined by `and`, if it is one; leaves are numbers,
 /// series, window functions and episode counts (not the position's `pnl_pct`/`hold_s`).
@@ -177,7 +254,14 @@ fn conjunction(p: &Program, root: NodeId) -> Option<Conjunction> {
         }
     }
     let mut out = Vec::new();
-    walk(p, root, &mut out).then(|| out.into_boxed_slice())
+    if !walk(p, root, &mut out) {
+        return None;
+    }
+    let ranges: Option<Box<[Range]>> = out.iter().map(|&(op, a, b)| range(p, op, a, b)).collect();
+    Some(match ranges {
+        Some(r) => Conjunction::Ranges(r),
+        None => Conjunction::Cmps(out.into_boxed_slice()),
+    })
 }
 
 /// `compare(op, x, y) == Some(true)` without the NaN tests: every IEEE comparison with a NaN operand is false
@@ -487,12 +571,12 @@ impl Signals {
 
     /// `a and b and …` is true only when every comparison is (Kleene): stops at the first that is not.
     #[inline(always)]
-    fn conj_holds(&self, conj: &[(BinOp, NodeId, NodeId)]) -> bool {
-        conj.iter().all(|&(op, a, b)| {
-            let x = self.vals.get(a as usize).copied().unwrap_or(f64::NAN);
-            let y = self.vals.get(b as usize).copied().unwrap_or(f64::NAN);
-            holds(op, x, y)
-        })
+    fn conj_holds(&self, conj: &Conjunction) -> bool {
+        let val = |id: NodeId| self.vals.get(id as usize).copied().unwrap_or(f64::NAN);
+        match conj {
+            Conjunction::Ranges(ranges) => ranges.iter().all(|r| r.holds(val(r.node))),
+            Conjunction::Cmps(cmps) => cmps.iter().all(|&(op, a, b)| holds(op, val(a), val(b))),
+        }
     }
 
     /// The first entry rule, in file order, that fires at `now` (undefined counts as false). Call `advance(now)`
@@ -659,6 +743,40 @@ mod tests {
         crate::strategy::parse_str(&src, "t.toml").unwrap()
     }
 
+    /// A comparison with a number, as a range, is the comparison: at, just above and just below the number, at
+    /// zeros of both signs, infinities and NaN.
+    #[test]
+    fn ranges_are_their_comparisons() {
+        let numbers = [
+            0.0,
+            -0.0,
+            2.0,
+            -0.3,
+            1e-300,
+            -1e300,
+            f64::MAX,
+            -f64::MAX,
+            f64::MIN_POSITIVE,
+        ];
+        let ops = [BinOp::Lt, BinOp::Le, BinOp::Gt, BinOp::Ge, BinOp::Eq];
+        for &c in &numbers {
+            let mut xs = vec![0.0, -0.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY];
+            xs.extend([c, next_up(c), next_down(c), -c]);
+            for &op in &ops {
+                let r = Range::of(0, op, c).unwrap();
+                for &x in &xs {
+                    assert_eq!(
+                        r.holds(x),
+                        compare(op, x, c) == Some(true),
+                        "{x} {op:?} {c}"
+                    );
+                }
+            }
+            assert!(Range::of(0, BinOp::Ne, c).is_none());
+        }
+        assert!(next_up(1.0) > 1.0 && next_down(1.0) < 1.0 && next_down(next_up(1.0)) == 1.0);
+    }
+
     /// The flat conjunction path and the tree walk agree at every sample, including warm-up (undefined values)
     /// and shared window functions.
     #[test]
@@ -670,14 +788,17 @@ mod tests {
             "zscore(perp_mid, 4s) > 1 and max(spot_mid, 2s) >= min(spot_mid, 2s)",
             "change(perp_mid, 2s) < 0 or premium_bps > 2",
             "not (perp_mid < 100)",
+            "-0.01 >= change_pct(perp_mid, 5s) and 100 < perp_mid",
         ];
         let st = strategy(&rules);
         let mut sig = Signals::new(&st);
         assert!(sig.conj[0].is_some() && sig.conj[1].is_some() && sig.conj[3].is_some());
         assert!(sig.conj[4].is_none() && sig.conj[5].is_none());
+        let ranges = |i: usize| matches!(sig.conj[i], Some(Conjunction::Ranges(_)));
+        assert!(ranges(0) && ranges(1) && ranges(6) && !ranges(2) && !ranges(3));
         let mut rng = fastrand::Rng::with_seed(5);
         let (mut spot, mut perp) = (100.0f64, 100.0f64);
-        let mut fired = [0usize; 6];
+        let mut fired = [0usize; 7];
         for t in 0..5_000i64 {
             spot += rng.f64() - 0.5;
             perp += rng.f64() - 0.5;

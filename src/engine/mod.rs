@@ -468,12 +468,9 @@ impl Engine {
         if self.stop_entries || self.risk.state() != TradingState::Active {
             return;
         }
-        if let Some(i) = self.signals.first_entry(self.now, &ctx) {
-            let side = match self.strategy.rules.get(i).map(|r| r.action) {
-                Some(RuleAction::EnterLong) => Side::Buy,
-                Some(RuleAction::EnterShort) => Side::Sell,
-                _ => return,
-            };
+        let entry = self.signals.first_entry(self.now, &ctx);
+        let side = entry.and_then(|i| self.strategy.rules.get(i)?.action.entry_side());
+        if let (Some(i), Some(side)) = (entry, side) {
             self.place_entry(i, side, &ctx, out);
         }
     }

@@ -87,8 +87,8 @@ pub struct Signals {
     /// Per rule: its conjunction of leaf comparisons when it has that shape (the common one), evaluated straight
     /// from `vals`; `None` for other shapes, which walk the tree.
     conj: Vec<Option<Conjunction>>,
-    /// The entry rules in file order (what [`Signals::first_entry`] walks), each with its conjunction if it has one.
-    entries: Box<[(usize, Option<Conjunction>)]>,
+    /// The entry rules' indices in file order (what [`Signals::first_entry`] walks).
+    entries: Box<[usize]>,
     /// Only plain windows and constants: no series read directly, no windows with running statistics, no
     /// episodes (a sample then has nothing to do past the plain groups).
     plain_only: bool,
@@ -359,10 +359,7 @@ impl Signals {
             .iter()
             .map(|r| conjunction(&program, r.root))
             .collect();
-        let entries = strategy
-            .entry_rules()
-            .map(|i| (i, conj.get(i).cloned().flatten()))
-            .collect();
+        let entries = strategy.entry_rules().collect();
         let mut plain_nodes = vec![Vec::new(); plain.len()];
         let win_nodes: Vec<(NodeId, WinFunc, u32)> = win_nodes
             .into_iter()
@@ -435,6 +432,12 @@ impl Signals {
         for g in &mut self.plain {
             g.win.advance(now);
         }
+        self.advance_other_windows(now);
+    }
+
+    /// Prunes the windows with running statistics and the episode windows.
+    #[inline(always)]
+    fn advance_other_windows(&mut self, now: TsNs) {
         for w in &mut self.windows {
             w.advance(now);
         }
@@ -505,12 +508,7 @@ impl Signals {
         if self.plain_only {
             return;
         }
-        for w in &mut self.windows {
-            w.advance(ts);
-        }
-        for e in &mut self.episodes {
-            e.advance(ts);
-        }
+        self.advance_other_windows(ts);
         for &(id, s) in &self.series_nodes {
             if let (Some(slot), Some(&v)) = (self.vals.get_mut(id as usize), sample.values.get(s)) {
                 *slot = if v.is_finite() { v } else { f64::NAN };
@@ -584,13 +582,13 @@ impl Signals {
     #[inline]
     pub fn first_entry(&self, now: TsNs, ctx: &Context) -> Option<usize> {
         let current = now == self.now;
-        self.entries.iter().find_map(|(rule, conj)| {
-            let fires = match conj {
-                Some(conj) if current => self.conj_holds(conj),
-                _ => self.rule_truth(*rule, now, ctx) == Tri::True,
-            };
-            fires.then_some(*rule)
-        })
+        self.entries
+            .iter()
+            .copied()
+            .find(|&rule| match self.conj.get(rule) {
+                Some(Some(conj)) if current => self.conj_holds(conj),
+                _ => self.rule_truth(rule, now, ctx) == Tri::True,
+            })
     }
 
     /// The three-valued result of rule `rule` at `now` (`Unknown` for an index out of range).

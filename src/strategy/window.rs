@@ -17,20 +17,24 @@ pub struct Needs {
 }
 
 /// A FIFO of `(ts, value)` in a power-of-two ring: front/back/push/pop are a mask and an index, no wrap-around
-/// arithmetic beyond that; it doubles when full and never shrinks (no allocation per event once grown).
+/// arithmetic beyond that; it doubles when full and never shrinks (no allocation per event once grown). `T` is one
+/// value ([`Window`]) or a row of them ([`PlainWindows`]).
 #[derive(Debug, Clone)]
-struct Ring {
-    buf: Vec<(TsNs, f64)>,
+struct Ring<T> {
+    buf: Vec<(TsNs, T)>,
     head: usize,
     len: usize,
+    /// What unused places hold.
+    blank: T,
 }
 
-impl Ring {
-    fn new() -> Ring {
+impl<T: Copy> Ring<T> {
+    fn new(blank: T) -> Ring<T> {
         Ring {
-            buf: vec![(0, 0.0); 16],
+            buf: vec![(0, blank); 16],
             head: 0,
             len: 0,
+            blank,
         }
     }
 
@@ -40,21 +44,19 @@ impl Ring {
     }
 
     #[inline(always)]
-    fn front(&self) -> Option<(TsNs, f64)> {
+    fn front(&self) -> Option<&(TsNs, T)> {
         if self.len == 0 {
             return None;
         }
-        self.buf.get(self.head).copied()
+        self.buf.get(self.head)
     }
 
     #[inline(always)]
-    fn back(&self) -> Option<(TsNs, f64)> {
+    fn back(&self) -> Option<&(TsNs, T)> {
         if self.len == 0 {
             return None;
         }
-        self.buf
-            .get((self.head + self.len - 1) & self.mask())
-            .copied()
+        self.buf.get((self.head + self.len - 1) & self.mask())
     }
 
     #[inline(always)]
@@ -65,8 +67,16 @@ impl Ring {
         }
     }
 
+    /// Drops the items older than `cutoff` from the front.
     #[inline(always)]
-    fn push_back(&mut self, item: (TsNs, f64)) {
+    fn prune_before(&mut self, cutoff: TsNs) {
+        while self.front().is_some_and(|&(t, _)| t < cutoff) {
+            self.pop_front();
+        }
+    }
+
+    #[inline(always)]
+    fn push_back(&mut self, item: (TsNs, T)) {
         if self.len == self.buf.len() {
             self.grow();
         }
@@ -81,12 +91,12 @@ impl Ring {
     fn grow(&mut self) {
         let mut next = Vec::with_capacity(self.buf.len() * 2);
         next.extend(self.iter());
-        next.resize(self.buf.len() * 2, (0, 0.0));
+        next.resize(self.buf.len() * 2, (0, self.blank));
         self.buf = next;
         self.head = 0;
     }
 
-    fn iter(&self) -> impl Iterator<Item = (TsNs, f64)> + '_ {
+    fn iter(&self) -> impl Iterator<Item = (TsNs, T)> + '_ {
         let mask = self.mask();
         (0..self.len).filter_map(move |k| self.buf.get((self.head + k) & mask).copied())
     }
@@ -99,37 +109,21 @@ pub const PLAIN_WIDTH: usize = 4;
 /// One sample of a [`PlainWindows`] group: a value per member window (unused members NaN).
 pub type PlainRow = [f64; PLAIN_WIDTH];
 
-#[derive(Debug, Clone, Copy)]
-struct PlainSlot {
-    ts: TsNs,
-    row: PlainRow,
-}
-
 /// Up to [`PLAIN_WIDTH`] windows of one length W whose functions read only their first and last sample (`change`,
 /// `change_pct`), as rows of one ring: every window is pushed at every sample, so they share their timestamps and
 /// are pruned once.
 #[derive(Debug, Clone)]
 pub struct PlainWindows {
     len_ns: i64,
-    /// Ring of samples (power-of-two capacity): time and one value per window.
-    buf: Vec<PlainSlot>,
-    head: usize,
-    len: usize,
+    /// The samples: time and one value per window.
+    samples: Ring<PlainRow>,
 }
 
 impl PlainWindows {
     pub fn new(len_ns: i64) -> PlainWindows {
         PlainWindows {
             len_ns,
-            buf: vec![
-                PlainSlot {
-                    ts: 0,
-                    row: [f64::NAN; PLAIN_WIDTH],
-                };
-                16
-            ],
-            head: 0,
-            len: 0,
+            samples: Ring::new([f64::NAN; PLAIN_WIDTH]),
         }
     }
 
@@ -140,58 +134,19 @@ impl PlainWindows {
     /// Drops the samples older than `now - W`.
     #[inline(always)]
     pub fn advance(&mut self, now: TsNs) {
-        let cutoff = now.saturating_sub(self.len_ns);
-        let mask = self.buf.len() - 1;
-        while self.len > 0 {
-            match self.buf.get(self.head) {
-                Some(s) if s.ts < cutoff => {
-                    self.head = (self.head + 1) & mask;
-                    self.len -= 1;
-                }
-                _ => break,
-            }
-        }
+        self.samples.prune_before(now.saturating_sub(self.len_ns));
     }
 
     /// Appends a sample at `ts`: one value per window (undefined values as NaN).
     #[inline(always)]
     pub fn push(&mut self, ts: TsNs, row: PlainRow) {
-        if self.len == self.buf.len() {
-            self.grow();
-        }
-        let i = (self.head + self.len) & (self.buf.len() - 1);
-        if let Some(s) = self.buf.get_mut(i) {
-            *s = PlainSlot { ts, row };
-        }
-        self.len += 1;
-    }
-
-    #[cold]
-    fn grow(&mut self) {
-        let cap = self.buf.len();
-        let mut next = Vec::with_capacity(cap * 2);
-        for k in 0..self.len {
-            next.extend(self.buf.get((self.head + k) & (cap - 1)).copied());
-        }
-        next.resize(
-            cap * 2,
-            PlainSlot {
-                ts: 0,
-                row: [f64::NAN; PLAIN_WIDTH],
-            },
-        );
-        self.buf = next;
-        self.head = 0;
+        self.samples.push_back((ts, row));
     }
 
     /// The oldest and the newest row, or `None` when empty.
     #[inline(always)]
     pub fn ends(&self) -> Option<(&PlainRow, &PlainRow)> {
-        if self.len == 0 {
-            return None;
-        }
-        let last = (self.head + self.len - 1) & (self.buf.len() - 1);
-        Some((&self.buf.get(self.head)?.row, &self.buf.get(last)?.row))
+        Some((&self.samples.front()?.1, &self.samples.back()?.1))
     }
 
     /// Oldest value of window `member` (NaN if empty).
@@ -241,7 +196,7 @@ pub struct Window {
     needs: Needs,
     /// No running statistics needed (only first/last): the common `change`/`change_pct` case.
     plain: bool,
-    samples: Ring,
+    samples: Ring<f64>,
     /// Samples in `samples` whose value is undefined.
     undefined: usize,
     /// Running sums of (v - shift) and (v - shift)² over the defined samples; the shift keeps them small.
@@ -263,7 +218,7 @@ impl Window {
             len_ns,
             needs,
             plain: needs == Needs::default(),
-            samples: Ring::new(),
+            samples: Ring::new(0.0),
             undefined: 0,
             shift: 0.0,
             sum: 0.0,
@@ -291,7 +246,7 @@ impl Window {
     #[inline]
     pub fn advance(&mut self, now: TsNs) {
         let cutoff = now.saturating_sub(self.len_ns);
-        while let Some((ts, v)) = self.samples.front() {
+        while let Some(&(ts, v)) = self.samples.front() {
             if ts >= cutoff {
                 break;
             }
@@ -398,12 +353,12 @@ impl Window {
 
     /// Value of the oldest sample in the window (NaN if empty).
     pub fn first(&self) -> f64 {
-        self.samples.front().map_or(f64::NAN, |(_, v)| v)
+        self.samples.front().map_or(f64::NAN, |&(_, v)| v)
     }
 
     /// Value of the newest sample in the window (NaN if empty).
     pub fn last(&self) -> f64 {
-        self.samples.back().map_or(f64::NAN, |(_, v)| v)
+        self.samples.back().map_or(f64::NAN, |&(_, v)| v)
     }
 
     /// [`change`] over the window.

@@ -64,10 +64,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("engine_rules_sim_only", |b| {
         b.iter(|| {
             use premia::engine::{Engine, Event};
-            let mut engine = Engine::new(
-                strategy.clone(),
-                premia::backtest::engine_config(&config, "bench-"),
-            );
+            let mut engine = Engine::new(strategy.clone(), config.engine_config("bench-"));
             let mut sim = premia::sim::SimExchange::new(
                 config.filters.clone(),
                 config.fees.taker_rate,

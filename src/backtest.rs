@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use serde_json::json;
 
 use crate::config::Config;
-use crate::engine::{Action, Engine, EngineConfig, Event};
+use crate::engine::{Action, Engine, Event};
 use crate::market::event::{MarketEvent, MarketKind, Quote};
 use crate::model::{Fill, OrderUpdate, TsNs};
 use crate::persist::{persist, PersistError};
@@ -233,17 +233,6 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-/// The engine settings a config gives.
-pub fn engine_config(config: &Config, client_id_prefix: &str) -> EngineConfig {
-    EngineConfig {
-        filters: config.filters.clone(),
-        risk: config.risk.clone(),
-        client_id_prefix: client_id_prefix.to_string(),
-        taker_fee_rate: config.fees.taker_rate,
-        maker_fee_rate: config.fees.maker_rate,
-    }
-}
-
 /// Runs a backtest to the end of the data.
 pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
     if opts.data.is_empty() {
@@ -275,7 +264,7 @@ pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
         opts.strategy.name,
         opts.strategy.source.display()
     );
-    let mut engine = Engine::new(opts.strategy, engine_config(&opts.config, "bt-"));
+    let mut engine = Engine::new(opts.strategy, opts.config.engine_config("bt-"));
     let mut sim = SimExchange::new(
         opts.config.filters.clone(),
         opts.config.fees.taker_rate,

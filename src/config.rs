@@ -78,10 +78,6 @@ pub struct ExchangeConfig {
     pub recv_window_ms: u64,
     pub timeout_ms: u64,
     pub leverage: u32,
-    /// `exchange.warm_order_path_ms`: while idle, rehearse the order path (encode an intent, read the store,
-    /// sign and build — never send — an order request) this often, so that a real order finds its code and data in
-    /// the CPU caches. 0 = off.
-    pub warm_order_path_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +129,18 @@ pub struct Config {
 }
 
 impl Config {
+    /// The engine settings this config gives (filters, risk limits, fee rates), with client order ids starting
+    /// with `client_id_prefix`.
+    pub fn engine_config(&self, client_id_prefix: &str) -> crate::engine::EngineConfig {
+        crate::engine::EngineConfig {
+            filters: self.filters.clone(),
+            risk: self.risk.clone(),
+            client_id_prefix: client_id_prefix.to_string(),
+            taker_fee_rate: self.fees.taker_rate,
+            maker_fee_rate: self.fees.maker_rate,
+        }
+    }
+
     /// Loads a config file; `None` means `config/default.toml`, or the embedded copy of it when that file is absent.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         match path {
@@ -419,7 +427,6 @@ impl Reader<'_> {
                 "api_secret_env",
                 "recv_window_ms",
                 "timeout_ms",
-                "warm_order_path_ms",
                 "leverage",
             ],
         );
@@ -463,7 +470,6 @@ impl Reader<'_> {
             ),
             recv_window_ms: self.integer(e, "exchange", "recv_window_ms", 5000, 1, 60_000),
             timeout_ms: self.integer(e, "exchange", "timeout_ms", 5000, 100, 120_000),
-            warm_order_path_ms: self.integer(e, "exchange", "warm_order_path_ms", 1, 0, 60_000),
             leverage: self.integer(e, "exchange", "leverage", 3, 1, 125) as u32,
         };
 
@@ -740,18 +746,6 @@ taker_rate = "abc"
         assert!(keys.contains(&"fees.taker_rate"));
         let msg = ConfigError::Invalid(p).to_string();
         assert!(msg.contains("bad.toml: `risk.max_daily_los_usdt`: unknown key (did you mean `max_daily_loss_usdt`?)"), "{msg}");
-    }
-
-    #[test]
-    fn warm_order_path() {
-        let c = Config::parse(DEFAULT_CONFIG, "default").unwrap();
-        assert_eq!(c.exchange.warm_order_path_ms, 1);
-        let c = Config::parse(
-            "strategy = \"s.toml\"\n[local]\ndata = [\"x\"]\n[exchange]\nwarm_order_path_ms = 0\n",
-            "t.toml",
-        )
-        .unwrap();
-        assert_eq!(c.exchange.warm_order_path_ms, 0);
     }
 
     #[test]

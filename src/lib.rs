@@ -5,6 +5,7 @@
 
 pub mod backtest;
 pub mod binance;
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod live;

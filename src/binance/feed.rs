@@ -4,7 +4,6 @@
 //! monotonic instant its frame came off the websocket, taken before parsing (see [`Received`]), for the in-bot
 //! latency histogram.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -16,21 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
 use super::market_wire::{parse_frame, Frame};
+use crate::clock::Clock;
 use crate::market::MarketEvent;
 use crate::model::{TsNs, Venue};
-
-/// Local receive-time source (ns since the epoch). Live: [`system_clock`]; tests: anything deterministic.
-pub type Clock = Arc<dyn Fn() -> TsNs + Send + Sync>;
-
-/// Wall-clock time in ns since the Unix epoch.
-pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as TsNs)
-            .unwrap_or(0)
-    })
-}
 
 /// Streams premia reads from the USD-M futures market of `symbol`.
 pub fn perp_streams(symbol: &str) -> Vec<String> {

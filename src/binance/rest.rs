@@ -671,16 +671,6 @@ impl RestClient {
         })
     }
 
-    /// Rehearses [`RestClient::start_order`] without sending: builds and signs `req`'s request and drops it, so
-    /// that the query encoder, the HMAC and the HTTP request builder are in the CPU caches when a real order comes.
-    pub fn warm_order(&self, req: &OrderRequest) {
-        if let Ok(query) = order_query(req) {
-            if let Ok(rb) = self.request(&Method::POST, ORDER_PATH, &query, Security::Signed) {
-                let _ = std::hint::black_box(rb.build());
-            }
-        }
-    }
-
     /// The outcome of an order started by [`RestClient::start_order`] (or that could not be started: `started`
     /// is then its error), resolved like [`RestClient::place_order_resolving`]: -1021 resyncs the server time and
     /// sends once more; an unknown outcome is queried by client id and, if the order never reached the exchange,

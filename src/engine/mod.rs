@@ -11,7 +11,7 @@ use rust_decimal::prelude::*;
 use crate::market::{MarketEvent, MarketKind};
 use crate::model::{
     to_f64, Fill, JournalEntry, JournalKind, OrderRecord, OrderRequest, OrderState, OrderType,
-    OrderUpdate, Position, Side, SymbolFilters, TsNs, NS_PER_S,
+    OrderUpdate, Position, Side, SymbolFilters, TsNs, Venue, NS_PER_S,
 };
 use crate::risk::{
     DenyReason, Risk, RiskContext, RiskDecision, RiskLimits, StateChange, TradingState,
@@ -29,6 +29,10 @@ pub enum Event {
     /// Time passes with no market data (live runs tick this so `max_hold` fires on a silent feed).
     Clock(TsNs),
     Control(Control, TsNs),
+    /// A market's feed connection was lost (live runs): no entries until it is back and fresh.
+    FeedDown(Venue, TsNs),
+    /// A market's feed connection is back (its quotes must still be fresh before entries resume).
+    FeedUp(Venue, TsNs),
 }
 
 /// Operator commands.
@@ -316,6 +320,10 @@ impl Engine {
                 }
             }
             Event::Clock(_) => {}
+            // Feed health: TODO(#9 engine) DEGRADED state; until then only the clock moves.
+            Event::FeedDown(_, ts) | Event::FeedUp(_, ts) => {
+                self.advance_clock(*ts);
+            }
             Event::Control(c, ts) => {
                 self.advance_clock(*ts);
                 match c {

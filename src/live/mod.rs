@@ -23,18 +23,18 @@ use rust_decimal::Decimal;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::backtest::engine_config;
 use crate::binance::error::BinanceError;
-use crate::binance::feed::{spawn_feed, Clock, FeedConfig, FeedStatus, Received};
+use crate::binance::feed::{spawn_feed, FeedConfig, FeedStatus, Received};
 use crate::binance::rest::{PositionMode, RestClient, RestConfig};
 use crate::binance::sign::Credentials;
 use crate::binance::user_stream::{spawn_user_stream, UserStreamConfig};
 use crate::binance::user_wire::{UserEvent, STREAM_CONNECTED};
+use crate::clock::Clock;
 use crate::config::{Config, ExchangeMode};
 use crate::engine::{Action, Control, Engine, Event};
 use crate::local_exchange::{ReplayPhase, ReplayStatus};
 use crate::market::MarketEvent;
-use crate::model::{OrderRecord, OrderRequest, OrderType, Side, NS_PER_MS};
+use crate::model::NS_PER_MS;
 use crate::persist::{persist, persist_intent, PersistError};
 use crate::report::TradeStats;
 use crate::store::{BackgroundFlush, Durability, RunKind, RunMeta, Store};
@@ -241,7 +241,7 @@ async fn endpoints(cfg: &Config, symbol: &str) -> Result<Endpoints, LiveError> {
                 spot_ws_url: cfg.feeds.spot_ws_url.clone(),
                 futures_ws_url: cfg.feeds.futures_ws_url.clone(),
                 creds,
-                clock: crate::binance::feed::system_clock(),
+                clock: crate::clock::system_clock(),
                 local: None,
             })
         }
@@ -442,20 +442,7 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
         }),
         premia_version: env!("CARGO_PKG_VERSION").into(),
     })?;
-    // What the order-path rehearsal (`exchange.warm_order_path_ms`) encodes and signs: an order like the
-    // strategy's, never sent.
-    let warm_record = OrderRecord::new(OrderRequest {
-        client_id: format!("{}warm", client_id_prefix(now_ms)),
-        symbol: symbol.clone(),
-        side: Side::Buy,
-        order_type: OrderType::Market,
-        qty: filters.min_qty.max(Decimal::new(1, 3)),
-        price: None,
-        reduce_only: false,
-        rule: String::from("order-path warm-up"),
-        decided_ts: 0,
-    });
-    let mut engine = Engine::new(strategy, engine_config(cfg, &client_id_prefix(now_ms)));
+    let mut engine = Engine::new(strategy, cfg.engine_config(&client_id_prefix(now_ms)));
     engine.set_filters(filters);
     engine.defer_journal(true);
 
@@ -540,13 +527,6 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
     // The engine task (this one).
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // The order-path rehearsal: between orders (seconds apart) everything else on the machine evicts the order
-    // path from the CPU caches; rehearsing it every millisecond keeps it there (see README, Latency).
-    let warm_on = cfg.exchange.warm_order_path_ms > 0;
-    let mut warm = tokio::time::interval(Duration::from_millis(
-        cfg.exchange.warm_order_path_ms.max(1),
-    ));
-    warm.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_status = Instant::now();
     let mut reconnects = 0u64;
     let deadline = opts.max_duration.map(|d| tokio::time::Instant::now() + d);
@@ -599,11 +579,6 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
                 None
             }
             m = rx.recv() => match m { Some(m) => Some(m), None => break },
-            _ = warm.tick(), if warm_on && engine.pending().is_none() => {
-                store.warm_intent(&warm_record, &mut intent_buf);
-                rest.warm_order(&warm_record.request);
-                None
-            }
             _ = tick.tick() => {
                 engine.on_event(&Event::Clock(clock()), &mut actions);
                 if last_status.elapsed() >= Duration::from_secs(5) {

@@ -41,7 +41,7 @@ pub async fn run_router(
     rest: RestClient,
     mut rx: mpsc::Receiver<RouterCmd>,
     tx: mpsc::Sender<Inbound>,
-    clock: crate::binance::feed::Clock,
+    clock: crate::clock::Clock,
     cancel: CancellationToken,
 ) {
     let mut unresolved: Vec<OrderRecord> = Vec::new();

@@ -499,7 +499,7 @@ impl RunningExchange {
         self.shared.now()
     }
     /// The replay's virtual clock, for a bot trading on this exchange (its market time, at any replay speed).
-    pub fn clock(&self) -> crate::binance::feed::Clock {
+    pub fn clock(&self) -> crate::clock::Clock {
         let shared = self.shared.clone();
         std::sync::Arc::new(move || shared.now())
     }

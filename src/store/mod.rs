@@ -359,15 +359,6 @@ impl Store {
         Ok(pending)
     }
 
-    /// Rehearses [`Store::put_intent`] without writing anything: encodes `order` into `buf` and looks its client id
-    /// up in the orders tree, so that the encoder and the tree's path are in the CPU caches when a real intent
-    /// comes (no disk traffic, no log churn).
-    pub fn warm_intent(&self, order: &OrderRecord, buf: &mut Vec<u8>) {
-        let key = order.request.client_id.as_bytes();
-        let _ = encode_into(TreeId::Orders, key, order, buf);
-        let _ = std::hint::black_box(self.orders.get(key));
-    }
-
     /// The order-index entry of an intent written by [`Store::put_intent`].
     pub fn index_intent(&self, pending: PendingIndex) -> Result<(), StoreError> {
         self.order_index

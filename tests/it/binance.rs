@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use premia::binance::error::BinanceError;
 use premia::binance::feed::{
-    run_feed, Clock, DisconnectReason, FeedConfig, FeedEvent, FeedStatus, RawFrame,
+    run_feed, DisconnectReason, FeedConfig, FeedEvent, FeedStatus, RawFrame,
 };
 use premia::binance::rest::{PositionMode, RestClient, RestConfig};
 use premia::binance::rest_wire::{
@@ -33,6 +33,7 @@ use premia::binance::sign::{self, Credentials};
 use premia::binance::user_stream::{run_user_stream, UserStreamConfig};
 use premia::binance::user_wire::{self, parse_user_frame, UserEvent, UserFrame, STREAM_CONNECTED};
 use premia::binance::wire::decode;
+use premia::clock::Clock;
 use premia::market::{MarketKind, Quote};
 use premia::model::{Decimal, OrderRequest, OrderState, OrderType, Side, SymbolFilters, Venue};
 

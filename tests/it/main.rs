@@ -2,6 +2,7 @@
 
 mod backtest;
 mod binance;
+mod fuzz;
 mod live;
 mod local_exchange;
 mod parsers;

@@ -4,10 +4,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use premia::binance::Credentials;
 use premia::config::Config;
-use premia::local_exchange::{ApiKeyPair, LocalExchange, LocalExchangeConfig, RunningExchange};
+use premia::local_exchange::{
+    ApiKeyPair, Fault, LocalExchange, LocalExchangeConfig, RunningExchange,
+};
 
 const FAKE_KEY: &str = "fakeKeyH4xQ7r2LmZp9Vt3Wn8Bc5Ds1Fg6Hj0Kl4Mn7Pq2Rs9Tu3Vw8Xy5Za1Bc6De0";
 const FAKE_SECRET: &str = "fakeSecretH4kJ8sL2dF6gH1jK5lZ9xC3vB7nM0qW4eR8tY2uI6oP1aS5dF9gH3jK";
@@ -92,17 +95,19 @@ json_file = "{json}"
     path
 }
 
-/// Runs the real binary with the keys in its environment only (never in this process's).
-async fn premia(args: Vec<String>, secret: &'static str) -> Output {
+/// Runs the real binary with the keys in its environment only (never in this process's); `None`: no secret set.
+async fn premia(args: Vec<String>, secret: Option<&'static str>) -> Output {
     tokio::task::spawn_blocking(move || {
-        Command::new(env!("CARGO_BIN_EXE_premia"))
-            .args(&args)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_premia"));
+        cmd.args(&args)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env_remove("RUST_LOG")
-            .env(KEY_ENV, FAKE_KEY)
-            .env(SECRET_ENV, secret)
-            .output()
-            .expect("run premia")
+            .env_remove(SECRET_ENV)
+            .env(KEY_ENV, FAKE_KEY);
+        if let Some(secret) = secret {
+            cmd.env(SECRET_ENV, secret);
+        }
+        cmd.output().expect("run premia")
     })
     .await
     .unwrap()
@@ -155,8 +160,11 @@ async fn no_secret_in_logs_state_errors_or_debug() {
     );
     let state = tmp.path().join("state");
 
-    // Startup, entries, timed exits, then a clean stop that flattens.
-    let run = premia(
+    // Faults along the way, so their log lines are searched too: the first order is answered 503 (its outcome is
+    // UNKNOWN until resolved by client id), and once the replay is under way the user stream's listen key expires
+    // and the market streams drop (reconnects). Startup, entries, timed exits, then a clean stop that flattens.
+    ex.inject(Fault::Http5xxNextOrder);
+    let run = tokio::spawn(premia(
         s(&[
             "--log",
             "debug",
@@ -169,9 +177,20 @@ async fn no_secret_in_logs_state_errors_or_debug() {
             "7",
             "--flatten-on-exit",
         ]),
-        FAKE_SECRET,
-    )
-    .await;
+        Some(FAKE_SECRET),
+    ));
+    let under_way = async {
+        let mut tick = tokio::time::interval(Duration::from_millis(5));
+        while ex.replay_status().frames_sent < 1_000 {
+            tick.tick().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), under_way)
+        .await
+        .expect("the bot subscribed and the replay got under way");
+    ex.inject(Fault::ExpireListenKey);
+    ex.inject(Fault::DropMarketStreams);
+    let run = run.await.unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "run failed: {stderr}");
     assert_clean("stdout of the run", &run.stdout);
@@ -180,7 +199,7 @@ async fn no_secret_in_logs_state_errors_or_debug() {
 
     let report = premia(
         s(&["report", "--state", &state.display().to_string(), "--json"]),
-        FAKE_SECRET,
+        Some(FAKE_SECRET),
     )
     .await;
     assert!(report.status.success());
@@ -200,7 +219,7 @@ async fn no_secret_in_logs_state_errors_or_debug() {
             "--max-seconds",
             "5",
         ]),
-        WRONG_SECRET,
+        Some(WRONG_SECRET),
     )
     .await;
     let bad_err = String::from_utf8_lossy(&bad.stderr);
@@ -208,6 +227,27 @@ async fn no_secret_in_logs_state_errors_or_debug() {
     assert!(bad_err.contains("-1022"), "{bad_err}");
     assert_clean("stdout with a wrong secret", &bad.stdout);
     assert_clean("stderr with a wrong secret", &bad.stderr);
+
+    // Another error path: the secret's variable is unset; the error names the variable, never the key.
+    let unset = premia(
+        s(&[
+            "--log-json",
+            &cli_json,
+            "run",
+            "--config",
+            &cfg_s,
+            "--max-seconds",
+            "5",
+        ]),
+        None,
+    )
+    .await;
+    let unset_err = String::from_utf8_lossy(&unset.stderr);
+    assert!(
+        !unset.status.success() && unset_err.contains(SECRET_ENV),
+        "{unset_err}"
+    );
+    assert_clean("stderr with the secret unset", &unset.stderr);
 
     let json = std::fs::read(tmp.path().join("cli-log.jsonl")).expect("--log-json file");
     assert!(json.len() > 100, "JSON log written");

@@ -1,5 +1,6 @@
-//! Run configuration (`config/*.toml`): read in two stages — TOML into a table, then every key checked by hand so
-//! that all problems are reported at once, each with its file and key.
+//! Run configuration (`config/*.toml`): one table of keys ([`KEYS`]: name, kind, default, unit, doc) drives loading
+//! and the README's key table. Loading has two stages — TOML into a table, then every key checked against [`KEYS`] so
+//! that all problems are reported at once, each with its file and key (and a "did you mean" for unknown keys).
 
 use std::fmt;
 use std::path::{Path, PathBuf};

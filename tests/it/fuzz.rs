@@ -17,12 +17,16 @@ use premia::binance::WireError;
 use premia::config::{Config, ConfigError, KEYS};
 use premia::model::Venue;
 
-/// Cases per property: enough to shake out panics in CI, few enough to run in seconds.
+/// Cases per property: enough to shake out panics in CI, few enough to run in seconds. `PREMIA_FUZZ_CASES=N` runs
+/// longer by hand.
 const CASES: u32 = 1024;
 
 fn cases() -> ProptestConfig {
     ProptestConfig {
-        cases: CASES,
+        cases: std::env::var("PREMIA_FUZZ_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(CASES),
         failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
         ..ProptestConfig::default()
     }
@@ -60,7 +64,46 @@ fn market_seeds() -> Vec<String> {
         .collect();
     out.extend(json_fixtures("futures/ws_market"));
     out.extend(json_fixtures("spot"));
+    for f in [
+        "spot_btcusdt_20240808_head2000.gz",
+        "usdm_btcusdt_20240808_head2000.gz",
+    ] {
+        out.extend(recorded_frames(f, 400));
+    }
     out
+}
+
+/// The first `n` frames of a bundled recording (`<recv ts> <frame>` lines, gzip).
+fn recorded_frames(name: &str, n: usize) -> Vec<String> {
+    use std::io::BufRead;
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/market_data")
+        .join(name);
+    let gz = flate2::read::GzDecoder::new(std::fs::File::open(&p).unwrap());
+    std::io::BufReader::new(gz)
+        .lines()
+        .take(n)
+        .map(|l| l.unwrap())
+        .filter_map(|l| l.split_once(' ').map(|(_, frame)| frame.to_string()))
+        .collect()
+}
+
+/// The seeds are real, valid frames: mutations start from inputs the parsers accept and walk off from there.
+#[test]
+fn market_and_user_seeds_parse() {
+    let market = market_seeds();
+    assert!(market.len() > 800);
+    for f in &market {
+        let venue = if f.contains("\"e\":\"trade\"") || f.contains("\"e\":\"serverShutdown\"") {
+            Venue::Spot
+        } else {
+            Venue::Perp
+        };
+        assert!(parse_frame(f, venue).is_ok(), "{f}");
+    }
+    for f in json_fixtures("futures/ws_user_data") {
+        assert!(parse_user_frame(&f).is_ok(), "{f}");
+    }
 }
 
 /// A mutation of a seed's bytes.
@@ -229,6 +272,37 @@ fn strategy_seeds() -> Vec<String> {
     ]
 }
 
+/// A step from a strategy's root to a table in it.
+#[derive(Debug, Clone)]
+enum Step {
+    Key(&'static str),
+    Rule(usize),
+}
+
+/// Every (table, key) a value can be put at: the keys present in the file, plus one unknown key per table.
+fn value_slots(root: &toml::Table) -> Vec<(Vec<Step>, String)> {
+    let mut slots = Vec::new();
+    let mut add = |path: Vec<Step>, t: &toml::Table| {
+        for k in t
+            .keys()
+            .filter(|k| !t[k.as_str()].is_table() && !t[k.as_str()].is_array())
+        {
+            slots.push((path.clone(), k.clone()));
+        }
+        slots.push((path, "unknwon_key".to_string()));
+    };
+    add(Vec::new(), root);
+    for section in ["exit", "order"] {
+        if let Some(t) = root.get(section).and_then(|t| t.as_table()) {
+            add(vec![Step::Key(section)], t);
+        }
+    }
+    for (i, r) in root["rule"].as_array().unwrap().iter().enumerate() {
+        add(vec![Step::Rule(i)], r.as_table().unwrap());
+    }
+    slots
+}
+
 fn config_seeds() -> Vec<String> {
     [
         "config/default.toml",
@@ -260,6 +334,48 @@ proptest! {
                 prop_assert_eq!(p.file.as_str(), "fuzz.toml");
                 prop_assert!(!p.message.trim().is_empty(), "{p:?}");
             }
+        }
+    }
+
+    /// Structure-aware: a valid strategy with one value replaced (an expression mutated, or any value of any type
+    /// under any of its keys), so the checks past TOML syntax — names, types, ranges, compilation — are reached.
+    #[test]
+    fn strategy_values_never_panic_and_errors_name_the_file(
+        seed in 0..2usize,
+        at in any::<prop::sample::Index>(),
+        expr in input(expr_seeds()),
+        value in toml_value(),
+        use_expr in any::<bool>(),
+    ) {
+        let mut root: toml::Table = toml::from_str(&strategy_seeds()[seed]).unwrap();
+        let slots = value_slots(&root);
+        let (table_path, key) = &slots[at.index(slots.len())];
+        let new = if use_expr {
+            toml::Value::String(expr)
+        } else {
+            toml::from_str::<toml::Table>(&format!("v = {value}")).unwrap()["v"].clone()
+        };
+        let mut t = &mut root;
+        for step in table_path {
+            t = match step {
+                Step::Key(k) => t.get_mut(*k).and_then(|v| v.as_table_mut()).unwrap(),
+                Step::Rule(i) => t.get_mut("rule").and_then(|r| r.as_array_mut()).unwrap()[*i]
+                    .as_table_mut()
+                    .unwrap(),
+            };
+        }
+        t.insert(key.clone(), new);
+        let text = toml::to_string(&root).unwrap();
+        if let Err(e) = premia::strategy::parse_str(&text, "fuzz.toml") {
+            prop_assert!(!e.problems().is_empty(), "{e}");
+            for p in e.problems() {
+                prop_assert_eq!(p.file.as_str(), "fuzz.toml");
+                prop_assert!(!p.message.trim().is_empty(), "{p:?}");
+            }
+            prop_assert!(
+                e.problems().iter().any(|p| p.key.contains(key.as_str()) || p.message.contains(key.as_str())),
+                "no problem names `{key}`: {e}"
+            );
         }
     }
 

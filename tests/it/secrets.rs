@@ -209,16 +209,9 @@ async fn no_secret_in_logs_state_errors_or_debug() {
     assert!(orders >= 2, "the run traded (entry and exit): {r}");
 
     // An error path: the exchange rejects a wrong secret (-1022).
+    // This one logs to the config's `log.json_file` (no --log-json).
     let bad = premia(
-        s(&[
-            "--log-json",
-            &cli_json,
-            "run",
-            "--config",
-            &cfg_s,
-            "--max-seconds",
-            "5",
-        ]),
+        s(&["run", "--config", &cfg_s, "--max-seconds", "5"]),
         Some(WRONG_SECRET),
     )
     .await;
@@ -249,8 +242,10 @@ async fn no_secret_in_logs_state_errors_or_debug() {
     );
     assert_clean("stderr with the secret unset", &unset.stderr);
 
-    let json = std::fs::read(tmp.path().join("cli-log.jsonl")).expect("--log-json file");
-    assert!(json.len() > 100, "JSON log written");
+    for f in ["cli-log.jsonl", "config-log.jsonl"] {
+        let json = std::fs::read(tmp.path().join(f)).expect("JSON log file");
+        assert!(json.len() > 100, "{f} written");
+    }
     let files = assert_tree_clean(tmp.path());
     assert!(
         files >= 4,

@@ -185,9 +185,16 @@ async fn no_secret_in_logs_state_errors_or_debug() {
             tick.tick().await;
         }
     };
-    tokio::time::timeout(Duration::from_secs(30), under_way)
+    if tokio::time::timeout(Duration::from_secs(30), under_way)
         .await
-        .expect("the bot subscribed and the replay got under way");
+        .is_err()
+    {
+        let out = run.await.unwrap();
+        panic!(
+            "the replay never got under way (the bot did not subscribe): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     ex.inject(Fault::ExpireListenKey);
     ex.inject(Fault::DropMarketStreams);
     let run = run.await.unwrap();

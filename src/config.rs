@@ -1,5 +1,6 @@
-//! Run configuration (`config/*.toml`): read in two stages — TOML into a table, then every key checked by hand so
-//! that all problems are reported at once, each with its file and key.
+//! Run configuration (`config/*.toml`): one table of keys ([`KEYS`]: name, kind, default, unit, doc) drives loading
+//! and the README's key table. Loading has two stages — TOML into a table, then every key checked against [`KEYS`] so
+//! that all problems are reported at once, each with its file and key (and a "did you mean" for unknown keys).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -187,15 +188,412 @@ impl Config {
     }
 }
 
+/// What a config key holds: its TOML type and the checks its value gets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
+    /// Any string.
+    Text,
+    /// A non-empty path.
+    Path,
+    /// A path, or empty for none.
+    OptionalPath,
+    /// A list of paths (one string counts as a list of one).
+    Paths,
+    /// One of these words.
+    Choice(&'static [&'static str]),
+    /// A URL with one of these schemes, or empty.
+    Url(&'static [&'static str]),
+    Bool,
+    /// A whole number in `min..=max`.
+    Int {
+        min: u64,
+        max: u64,
+    },
+    /// An exact decimal, written as a string ("0.10") or a number; `positive`: > 0, else ≥ 0.
+    Decimal {
+        positive: bool,
+    },
+    /// A fee rate: a decimal fraction in 0..=0.01.
+    Fraction,
+    /// A number ≥ 0 (floats are fine here: a replay speed, not money).
+    Float,
+    /// A duration such as "500ms", "5s", "2m" (> 0).
+    Duration,
+    /// A socket address such as "127.0.0.1:0".
+    Addr,
+    /// A tracing filter such as "info" or "premia=debug".
+    LogFilter,
+}
+
+/// One config key: where it lives, what it holds, its default, and what it means (the README table's row).
+#[derive(Debug, Clone, Copy)]
+pub struct Key {
+    /// `""` for a top-level key, else the `[section]`.
+    pub section: &'static str,
+    pub name: &'static str,
+    pub kind: Kind,
+    /// The default as written in a config file (without quotes); `None`: required; `Some("")`: empty / none.
+    pub default: Option<&'static str>,
+    pub unit: &'static str,
+    pub doc: &'static str,
+}
+
+impl Key {
+    /// `section.name`, as problems name it.
+    pub fn path(&self) -> String {
+        if self.section.is_empty() {
+            self.name.to_string()
+        } else {
+            format!("{}.{}", self.section, self.name)
+        }
+    }
+}
+
+const fn key(
+    section: &'static str,
+    name: &'static str,
+    kind: Kind,
+    default: Option<&'static str>,
+    unit: &'static str,
+    doc: &'static str,
+) -> Key {
+    Key {
+        section,
+        name,
+        kind,
+        default,
+        unit,
+        doc,
+    }
+}
+
+const HTTP: Kind = Kind::Url(&["http", "https"]);
+const WS: Kind = Kind::Url(&["ws", "wss"]);
+const POSITIVE: Kind = Kind::Decimal { positive: true };
+const NON_NEGATIVE: Kind = Kind::Decimal { positive: false };
+
+/// Every config key, in README order: the one place that knows names, types, ranges, defaults and meanings. Loading
+/// checks files against it (unknown keys, types, ranges, defaults) and the README's key table is rendered from it.
+///
+/// To add a key: add one row here (section, name, kind, default, unit, doc), read it where `Reader::config` assembles
+/// the `Config` (`v.text("feeds.routing")`, `v.ns(…)`, `v.dec(…)`, …), and paste the table that the failing test
+/// `config::tests::readme_table_matches_keys` prints into README.md ("Configuration"). Checks that involve several
+/// keys live in `Reader::cross_checks`.
+#[rustfmt::skip]
+pub const KEYS: &[Key] = &[
+    key("", "strategy", Kind::Path, None, "", "strategy file to trade, e.g. \"strategies/premium_divergence.toml\""),
+    key("exchange", "mode", Kind::Choice(&["local", "binance"]), Some("local"), "", "premia's local exchange on 127.0.0.1, or a real Binance endpoint (testnet, demo trading)"),
+    key("exchange", "rest_url", HTTP, Some(""), "", "REST base; required when mode = \"binance\""),
+    key("exchange", "ws_url", WS, Some(""), "", "user-data stream base (`{ws_url}/ws/{listenKey}`); required when mode = \"binance\""),
+    key("exchange", "api_key_env", Kind::Text, Some("BINANCE_TESTNET_API_KEY"), "env var name", "environment variable holding the API key (never put keys in files)"),
+    key("exchange", "api_secret_env", Kind::Text, Some("BINANCE_TESTNET_API_SECRET"), "env var name", "environment variable holding the API secret"),
+    key("exchange", "recv_window_ms", Kind::Int { min: 1, max: 60_000 }, Some("5000"), "ms", "how long a signed request stays valid"),
+    key("exchange", "timeout_ms", Kind::Int { min: 100, max: 120_000 }, Some("5000"), "ms", "request timeout; a timed-out order is UNKNOWN until resolved by client order id"),
+    key("exchange", "leverage", Kind::Int { min: 1, max: 125 }, Some("3"), "×", "leverage set at start"),
+    key("feeds", "spot_ws_url", WS, Some(""), "", "spot market-data stream base (the signal; may be mainnet while orders go to testnet); required when mode = \"binance\", empty in local mode"),
+    key("feeds", "futures_ws_url", WS, Some(""), "", "USD-M market-data stream base; required when mode = \"binance\", empty in local mode"),
+    key("feeds", "silence_timeout", Kind::Duration, Some("30s"), "", "reconnect a feed that sent nothing for this long"),
+    key("local", "data", Kind::Paths, Some(""), "", "recordings the local exchange replays; required when mode = \"local\""),
+    key("local", "speed", Kind::Float, Some("10"), "×", "replay speed: 1 = real time, 0 = as fast as possible"),
+    key("local", "listen", Kind::Addr, Some("127.0.0.1:0"), "", "where the local exchange listens (port 0 = any free port)"),
+    key("local", "balance_usdt", POSITIVE, Some("10000"), "USDT", "the local exchange's starting wallet balance"),
+    key("storage", "state_dir", Kind::Path, Some("state/run"), "", "sled state of a live run (local mode: a fresh folder under it per run)"),
+    key("storage", "sync_intents", Kind::Bool, Some("false"), "", "`true`: fsync each order intent before its request is sent; `false`: the intent is written before the send and its fsync overlaps the request in flight (see *Latency*)"),
+    key("fees", "taker_rate", Kind::Fraction, Some("0.0005"), "fraction", "simulated taker fee (0.0005 = 0.05 %; backtest, local exchange)"),
+    key("fees", "maker_rate", Kind::Fraction, Some("0.0002"), "fraction", "simulated maker fee"),
+    key("filters", "tick_size", POSITIVE, Some("0.10"), "price", "price step (backtest and local exchange; live runs read exchangeInfo)"),
+    key("filters", "step_size", POSITIVE, Some("0.001"), "qty", "quantity step"),
+    key("filters", "min_qty", NON_NEGATIVE, Some("0.001"), "qty", "smallest order quantity"),
+    key("filters", "max_qty", POSITIVE, Some("1000"), "qty", "largest limit order quantity"),
+    key("filters", "market_max_qty", POSITIVE, Some("120"), "qty", "largest market order quantity"),
+    key("filters", "min_notional", NON_NEGATIVE, Some("100"), "USDT", "smallest order notional the exchange accepts"),
+    key("risk", "max_order_notional_usdt", POSITIVE, Some("5000"), "USDT", "one order's notional (at most max_position_notional_usdt)"),
+    key("risk", "max_position_notional_usdt", POSITIVE, Some("5000"), "USDT", "the position's notional after the order"),
+    key("risk", "max_orders_per_minute", Kind::Int { min: 1, max: 1200 }, Some("10"), "count", "orders in a rolling 60 s"),
+    key("risk", "price_band_pct", POSITIVE, Some("1"), "%", "the execution price must lie within this of the last perp mid"),
+    key("risk", "max_daily_loss_usdt", POSITIVE, Some("250"), "USDT", "realised + unrealised since 00:00 UTC; trips ACTIVE → REDUCING (exits only) → HALTED (when flat); resets at 00:00 UTC"),
+    key("risk", "max_feed_staleness", Kind::Duration, Some("5s"), "", "no entries while either market's last quote is older"),
+    key("risk", "min_notional_usdt", NON_NEGATIVE, Some("100"), "USDT", "smallest order premia sends"),
+    key("log", "level", Kind::LogFilter, Some("info"), "", "stderr log filter (`info`, `debug`, `premia=debug,info`, …)"),
+    key("log", "json_file", Kind::OptionalPath, Some(""), "", "also write JSON log lines to this file (empty: none)"),
+];
+
+/// The key named `section.name` (or a top-level `name`).
+pub fn key_named(path: &str) -> Option<(usize, &'static Key)> {
+    let (section, name) = path.split_once('.').unwrap_or(("", path));
+    KEYS.iter()
+        .enumerate()
+        .find(|(_, k)| k.section == section && k.name == name)
+}
+
+/// The sections, in table order (`""` first: the top level).
+fn sections() -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = vec![""];
+    for k in KEYS {
+        if !out.contains(&k.section) {
+            out.push(k.section);
+        }
+    }
+    out
+}
+
+/// The names allowed directly in `section` (at the top level: top-level keys and section names).
+fn known_in(section: &str) -> Vec<&'static str> {
+    let mut known: Vec<&'static str> = KEYS
+        .iter()
+        .filter(|k| k.section == section)
+        .map(|k| k.name)
+        .collect();
+    if section.is_empty() {
+        known.extend(sections().into_iter().filter(|s| !s.is_empty()));
+    }
+    known
+}
+
+/// A checked value.
+#[derive(Debug, Clone, PartialEq)]
+enum Val {
+    Text(String),
+    List(Vec<String>),
+    Bool(bool),
+    Int(u64),
+    Dec(Decimal),
+    Float(f64),
+    Ns(TsNs),
+}
+
+/// Checks one value against its kind: the value, or what is wrong with it.
+fn check(kind: Kind, v: &toml::Value) -> Result<Val, String> {
+    match kind {
+        Kind::Text => Ok(Val::Text(string(v)?.to_string())),
+        Kind::Path | Kind::OptionalPath => {
+            let s = string(v)?;
+            if s.trim().is_empty() && kind == Kind::Path {
+                return Err("must not be empty: give a path".to_string());
+            }
+            Ok(Val::Text(s.to_string()))
+        }
+        Kind::Paths => paths(v).map(Val::List),
+        Kind::Choice(words) => {
+            let s = string(v)?;
+            if words.contains(&s) {
+                Ok(Val::Text(s.to_string()))
+            } else {
+                Err(format!(
+                    "`{s}` is not allowed; use {}",
+                    quoted(words, " or ")
+                ))
+            }
+        }
+        Kind::Url(schemes) => url(v, schemes).map(Val::Text),
+        Kind::Bool => v
+            .as_bool()
+            .map(Val::Bool)
+            .ok_or_else(|| format!("must be true or false, got {}", v.type_str())),
+        Kind::Int { min, max } => integer(v, min, max).map(Val::Int),
+        Kind::Decimal { positive } => decimal(v, positive).map(Val::Dec),
+        Kind::Fraction => fraction(v).map(Val::Dec),
+        Kind::Float => match v {
+            toml::Value::Integer(i) if *i >= 0 => Ok(Val::Float(*i as f64)),
+            toml::Value::Float(x) if x.is_finite() && *x >= 0.0 => Ok(Val::Float(*x)),
+            _ => Err(format!("must be a number ≥ 0, got {v}")),
+        },
+        Kind::Duration => duration(v).map(Val::Ns),
+        Kind::Addr => {
+            let s = string(v)?;
+            s.parse::<std::net::SocketAddr>()
+                .map(|_| Val::Text(s.to_string()))
+                .map_err(|_| format!("`{s}` is not an address like \"127.0.0.1:0\""))
+        }
+        Kind::LogFilter => {
+            let s = string(v)?;
+            tracing_subscriber::EnvFilter::try_new(s)
+                .map(|_| Val::Text(s.to_string()))
+                .map_err(|_| {
+                    format!("`{s}` is not a level or filter (try \"info\", \"debug\", \"premia=debug\")")
+                })
+        }
+    }
+}
+
+fn quoted(words: &[&str], sep: &str) -> String {
+    words
+        .iter()
+        .map(|w| format!("\"{w}\""))
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+fn string(v: &toml::Value) -> Result<&str, String> {
+    v.as_str()
+        .ok_or_else(|| format!("must be a string, got {}", v.type_str()))
+}
+
+fn paths(v: &toml::Value) -> Result<Vec<String>, String> {
+    match v {
+        toml::Value::String(s) => Ok(vec![s.clone()]),
+        toml::Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                toml::Value::String(s) => Ok(s.clone()),
+                other => Err(format!(
+                    "must be a list of paths; item {} is a {}",
+                    i + 1,
+                    other.type_str()
+                )),
+            })
+            .collect(),
+        other => Err(format!("must be a list of paths, got {}", other.type_str())),
+    }
+}
+
+fn url(v: &toml::Value, schemes: &[&str]) -> Result<String, String> {
+    let s = string(v)?;
+    if !s.is_empty() && !schemes.iter().any(|sc| s.starts_with(&format!("{sc}://"))) {
+        let starts: Vec<String> = schemes.iter().map(|s| format!("{s}://")).collect();
+        return Err(format!("`{s}` must start with {}", starts.join(" or ")));
+    }
+    Ok(s.trim_end_matches('/').to_string())
+}
+
+fn integer(v: &toml::Value, min: u64, max: u64) -> Result<u64, String> {
+    match v {
+        toml::Value::Integer(i) if (*i as i128) >= min as i128 && (*i as i128) <= max as i128 => {
+            Ok(*i as u64)
+        }
+        toml::Value::Integer(i) => Err(format!("must be between {min} and {max}, got {i}")),
+        other => Err(format!("must be a whole number, got {}", other.type_str())),
+    }
+}
+
+fn decimal(v: &toml::Value, positive: bool) -> Result<Decimal, String> {
+    let d = match v {
+        toml::Value::String(s) => {
+            Decimal::from_str(s.trim()).map_err(|_| format!("`{s}` is not a number"))?
+        }
+        toml::Value::Integer(i) => Decimal::from(*i),
+        toml::Value::Float(f) => {
+            Decimal::from_str(&f.to_string()).map_err(|_| format!("{f} is not a finite number"))?
+        }
+        other => return Err(format!("must be a number, got {}", other.type_str())),
+    };
+    if positive && d <= Decimal::ZERO {
+        Err(format!("must be greater than 0, got {d}"))
+    } else if d < Decimal::ZERO {
+        Err(format!("must not be negative, got {d}"))
+    } else {
+        Ok(d)
+    }
+}
+
+fn fraction(v: &toml::Value) -> Result<Decimal, String> {
+    let d = decimal(v, false)?;
+    if d > Decimal::new(1, 2) {
+        return Err(format!(
+            "{d} is a fraction (0.0005 = 0.05 %); above 0.01 is surely a mistake"
+        ));
+    }
+    Ok(d)
+}
+
+fn duration(v: &toml::Value) -> Result<TsNs, String> {
+    match v {
+        toml::Value::String(s) => match parse_duration(s) {
+            Some(ns) if ns > 0 => Ok(ns),
+            _ => Err(format!(
+                "`{s}` is not a duration; write e.g. \"500ms\", \"5s\", \"2m\", \"1h\""
+            )),
+        },
+        other => Err(format!(
+            "must be a duration string like \"5s\", got {}",
+            other.type_str()
+        )),
+    }
+}
+
+/// A key's default as the TOML value a file would hold.
+fn default_value(k: &Key) -> Option<toml::Value> {
+    let d = k.default?;
+    Some(match k.kind {
+        Kind::Bool => toml::Value::Boolean(d.parse().ok()?),
+        Kind::Int { .. } => toml::Value::Integer(d.parse().ok()?),
+        Kind::Float => toml::Value::Float(d.parse().ok()?),
+        Kind::Paths if d.is_empty() => toml::Value::Array(Vec::new()),
+        _ => toml::Value::String(d.to_string()),
+    })
+}
+
+/// A key's default, checked like a value from a file (a required key's stand-in is an empty value).
+fn default_val(k: &Key) -> Val {
+    default_value(k)
+        .and_then(|v| check(k.kind, &v).ok())
+        .unwrap_or_else(|| match k.kind {
+            Kind::Paths => Val::List(Vec::new()),
+            Kind::Bool => Val::Bool(false),
+            Kind::Int { min, .. } => Val::Int(min),
+            Kind::Decimal { .. } | Kind::Fraction => Val::Dec(Decimal::ZERO),
+            Kind::Float => Val::Float(0.0),
+            Kind::Duration => Val::Ns(0),
+            _ => Val::Text(String::new()),
+        })
+}
+
+/// Every key's value: from the file where it was given and valid, else the table's default.
+struct Values(Vec<Val>);
+
+impl Values {
+    fn get(&self, path: &str) -> Option<&Val> {
+        let found = key_named(path).and_then(|(i, _)| self.0.get(i));
+        debug_assert!(found.is_some(), "`{path}` is not in config::KEYS");
+        found
+    }
+    fn text(&self, path: &str) -> String {
+        match self.get(path) {
+            Some(Val::Text(s)) => s.clone(),
+            _ => String::new(),
+        }
+    }
+    fn list(&self, path: &str) -> Vec<String> {
+        match self.get(path) {
+            Some(Val::List(l)) => l.clone(),
+            _ => Vec::new(),
+        }
+    }
+    fn boolean(&self, path: &str) -> bool {
+        matches!(self.get(path), Some(Val::Bool(true)))
+    }
+    fn int(&self, path: &str) -> u64 {
+        match self.get(path) {
+            Some(Val::Int(i)) => *i,
+            _ => 0,
+        }
+    }
+    fn dec(&self, path: &str) -> Decimal {
+        match self.get(path) {
+            Some(Val::Dec(d)) => *d,
+            _ => Decimal::ZERO,
+        }
+    }
+    fn float(&self, path: &str) -> f64 {
+        match self.get(path) {
+            Some(Val::Float(x)) => *x,
+            _ => 0.0,
+        }
+    }
+    fn ns(&self, path: &str) -> TsNs {
+        match self.get(path) {
+            Some(Val::Ns(ns)) => *ns,
+            _ => 0,
+        }
+    }
+}
+
 /// Walks a TOML table, collecting problems instead of stopping at the first.
 struct Reader<'f> {
     file: &'f str,
     problems: Vec<Problem>,
 }
-
-const TOP_KEYS: &[&str] = &[
-    "strategy", "exchange", "feeds", "local", "storage", "fees", "filters", "risk", "log",
-];
 
 impl Reader<'_> {
     fn problem(&mut self, key: &str, message: impl Into<String>) {
@@ -206,503 +604,232 @@ impl Reader<'_> {
         });
     }
 
-    fn unknown_keys(&mut self, table: &toml::Table, prefix: &str, known: &[&str]) {
+    fn unknown_keys(&mut self, table: &toml::Table, section: &str) {
+        let known = known_in(section);
         for k in table.keys() {
-            if !known.contains(&k.as_str()) {
-                let key = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                let hint = crate::strategy::suggest(k, known.iter().copied())
-                    .map(|c| format!(" (did you mean `{c}`?)"))
-                    .unwrap_or_default();
-                self.problem(
-                    &key,
-                    format!("unknown key{hint}; known keys here: {}", known.join(", ")),
-                );
+            if known.contains(&k.as_str()) {
+                continue;
             }
-        }
-    }
-
-    fn section<'t>(
-        &mut self,
-        table: &'t toml::Table,
-        name: &str,
-        known: &[&str],
-    ) -> Option<&'t toml::Table> {
-        match table.get(name) {
-            None => None,
-            Some(toml::Value::Table(t)) => {
-                self.unknown_keys(t, name, known);
-                Some(t)
-            }
-            Some(_) => {
-                self.problem(name, "must be a table (a [section])");
-                None
-            }
-        }
-    }
-
-    fn string(&mut self, t: Option<&toml::Table>, sect: &str, key: &str, default: &str) -> String {
-        match t.and_then(|t| t.get(key)) {
-            None => default.to_string(),
-            Some(toml::Value::String(s)) => s.clone(),
-            Some(v) => {
-                self.problem(
-                    &path(sect, key),
-                    format!("must be a string, got {}", v.type_str()),
-                );
-                default.to_string()
-            }
-        }
-    }
-
-    fn boolean(&mut self, t: Option<&toml::Table>, sect: &str, key: &str, default: bool) -> bool {
-        match t.and_then(|t| t.get(key)) {
-            None => default,
-            Some(toml::Value::Boolean(b)) => *b,
-            Some(v) => {
-                self.problem(
-                    &path(sect, key),
-                    format!("must be true or false, got {}", v.type_str()),
-                );
-                default
-            }
-        }
-    }
-
-    /// A decimal given as a string ("0.010") or a number (1000 or 0.5).
-    fn decimal(
-        &mut self,
-        t: Option<&toml::Table>,
-        sect: &str,
-        key: &str,
-        default: &str,
-        min_exclusive_zero: bool,
-    ) -> Decimal {
-        let fallback = Decimal::from_str(default).unwrap_or_default();
-        let parsed = match t.and_then(|t| t.get(key)) {
-            None => return fallback,
-            Some(toml::Value::String(s)) => {
-                Decimal::from_str(s.trim()).map_err(|_| format!("`{s}` is not a number"))
-            }
-            Some(toml::Value::Integer(i)) => Ok(Decimal::from(*i)),
-            Some(toml::Value::Float(f)) => {
-                Decimal::from_str(&f.to_string()).map_err(|_| format!("{f} is not a finite number"))
-            }
-            Some(v) => Err(format!("must be a number, got {}", v.type_str())),
-        };
-        match parsed {
-            Ok(d) if min_exclusive_zero && d <= Decimal::ZERO => {
-                self.problem(&path(sect, key), format!("must be greater than 0, got {d}"));
-                fallback
-            }
-            Ok(d) if d < Decimal::ZERO => {
-                self.problem(&path(sect, key), format!("must not be negative, got {d}"));
-                fallback
-            }
-            Ok(d) => d,
-            Err(m) => {
-                self.problem(&path(sect, key), m);
-                fallback
-            }
-        }
-    }
-
-    fn integer(
-        &mut self,
-        t: Option<&toml::Table>,
-        sect: &str,
-        key: &str,
-        default: u64,
-        min: u64,
-        max: u64,
-    ) -> u64 {
-        match t.and_then(|t| t.get(key)) {
-            None => default,
-            Some(toml::Value::Integer(i))
-                if (*i as i128) >= min as i128 && (*i as i128) <= max as i128 =>
-            {
-                *i as u64
-            }
-            Some(toml::Value::Integer(i)) => {
-                self.problem(
-                    &path(sect, key),
-                    format!("must be between {min} and {max}, got {i}"),
-                );
-                default
-            }
-            Some(v) => {
-                self.problem(
-                    &path(sect, key),
-                    format!("must be a whole number, got {}", v.type_str()),
-                );
-                default
-            }
-        }
-    }
-
-    fn duration(
-        &mut self,
-        t: Option<&toml::Table>,
-        sect: &str,
-        key: &str,
-        default_ns: TsNs,
-    ) -> TsNs {
-        match t.and_then(|t| t.get(key)) {
-            None => default_ns,
-            Some(toml::Value::String(s)) => {
-                match parse_duration(s) {
-                    Some(ns) if ns > 0 => ns,
-                    _ => {
-                        self.problem(&path(sect, key), format!("`{s}` is not a duration; write e.g. \"500ms\", \"5s\", \"2m\", \"1h\""));
-                        default_ns
-                    }
-                }
-            }
-            Some(v) => {
-                self.problem(
-                    &path(sect, key),
-                    format!(
-                        "must be a duration string like \"5s\", got {}",
-                        v.type_str()
-                    ),
-                );
-                default_ns
-            }
-        }
-    }
-
-    fn url(
-        &mut self,
-        t: Option<&toml::Table>,
-        sect: &str,
-        key: &str,
-        default: &str,
-        schemes: &[&str],
-    ) -> String {
-        let s = self.string(t, sect, key, default);
-        if !s.is_empty() && !schemes.iter().any(|sc| s.starts_with(&format!("{sc}://"))) {
+            let key = if section.is_empty() {
+                k.clone()
+            } else {
+                format!("{section}.{k}")
+            };
+            let hint = crate::strategy::suggest(k, known.iter().copied())
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
             self.problem(
-                &path(sect, key),
-                format!(
-                    "`{s}` must start with {}",
-                    schemes
-                        .iter()
-                        .map(|s| format!("{s}://"))
-                        .collect::<Vec<_>>()
-                        .join(" or ")
-                ),
+                &key,
+                format!("unknown key{hint}; known keys here: {}", known.join(", ")),
             );
         }
-        s.trim_end_matches('/').to_string()
     }
 
-    fn config(&mut self, t: &toml::Table) -> Config {
-        self.unknown_keys(t, "", TOP_KEYS);
-        let strategy = match t.get("strategy") {
-            Some(toml::Value::String(s)) if !s.is_empty() => PathBuf::from(s),
-            Some(toml::Value::String(_)) | None => {
-                self.problem("strategy", "missing: the path of the strategy file to trade, e.g. \"strategies/premium_divergence.toml\"");
-                PathBuf::new()
-            }
-            Some(v) => {
-                self.problem(
-                    "strategy",
-                    format!("must be a string (a path), got {}", v.type_str()),
-                );
-                PathBuf::new()
+    /// The `[section]` table (the root for `""`), reporting unknown keys in it; `None` when absent or not a table.
+    fn section<'t>(&mut self, root: &'t toml::Table, section: &str) -> Option<&'t toml::Table> {
+        let table = if section.is_empty() {
+            root
+        } else {
+            match root.get(section) {
+                None => return None,
+                Some(toml::Value::Table(t)) => t,
+                Some(_) => {
+                    self.problem(section, "must be a table (a [section])");
+                    return None;
+                }
             }
         };
+        self.unknown_keys(table, section);
+        Some(table)
+    }
 
-        let e = self.section(
-            t,
-            "exchange",
-            &[
-                "mode",
-                "rest_url",
-                "ws_url",
-                "api_key_env",
-                "api_secret_env",
-                "recv_window_ms",
-                "timeout_ms",
-                "leverage",
-            ],
-        );
-        let mode = match self.string(e, "exchange", "mode", "local").as_str() {
-            "local" => ExchangeMode::Local,
-            "binance" => ExchangeMode::Binance,
-            other => {
-                self.problem(
-                    "exchange.mode",
-                    format!("`{other}` is not a mode; use \"local\" or \"binance\""),
-                );
-                ExchangeMode::Local
+    /// Stage two: every key of the table checked, every problem collected; defaults where a key is absent.
+    fn values(&mut self, root: &toml::Table) -> Values {
+        let mut values = Values(KEYS.iter().map(default_val).collect());
+        for section in sections() {
+            let table = self.section(root, section);
+            for (i, k) in KEYS
+                .iter()
+                .enumerate()
+                .filter(|(_, k)| k.section == section)
+            {
+                match table.and_then(|t| t.get(k.name)) {
+                    Some(v) => match check(k.kind, v) {
+                        Ok(val) => values.0[i] = val,
+                        Err(m) => self.problem(&k.path(), m),
+                    },
+                    None if k.default.is_none() => {
+                        self.problem(&k.path(), format!("missing: the {}", k.doc))
+                    }
+                    None => {}
+                }
             }
+        }
+        values
+    }
+
+    fn config(&mut self, root: &toml::Table) -> Config {
+        let v = self.values(root);
+        let mode = match v.text("exchange.mode").as_str() {
+            "binance" => ExchangeMode::Binance,
+            _ => ExchangeMode::Local,
         };
-        let rest_url = self.url(e, "exchange", "rest_url", "", &["http", "https"]);
-        let ws_url = self.url(e, "exchange", "ws_url", "", &["ws", "wss"]);
-        if mode == ExchangeMode::Binance {
-            if rest_url.is_empty() {
+        let d = SymbolFilters::default();
+        let cfg = Config {
+            source: String::new(),
+            strategy: PathBuf::from(v.text("strategy")),
+            exchange: ExchangeConfig {
+                mode,
+                rest_url: v.text("exchange.rest_url"),
+                ws_url: v.text("exchange.ws_url"),
+                api_key_env: v.text("exchange.api_key_env"),
+                api_secret_env: v.text("exchange.api_secret_env"),
+                recv_window_ms: v.int("exchange.recv_window_ms"),
+                timeout_ms: v.int("exchange.timeout_ms"),
+                leverage: v.int("exchange.leverage") as u32,
+            },
+            feeds: FeedsConfig {
+                spot_ws_url: v.text("feeds.spot_ws_url"),
+                futures_ws_url: v.text("feeds.futures_ws_url"),
+                silence_timeout_ns: v.ns("feeds.silence_timeout"),
+            },
+            local: LocalConfig {
+                data: v.list("local.data"),
+                speed: v.float("local.speed"),
+                listen: v.text("local.listen"),
+                balance_usdt: v.dec("local.balance_usdt"),
+            },
+            state_dir: PathBuf::from(v.text("storage.state_dir")),
+            sync_intents: v.boolean("storage.sync_intents"),
+            fees: FeesConfig {
+                taker_rate: v.dec("fees.taker_rate"),
+                maker_rate: v.dec("fees.maker_rate"),
+            },
+            filters: SymbolFilters {
+                tick_size: v.dec("filters.tick_size"),
+                step_size: v.dec("filters.step_size"),
+                min_qty: v.dec("filters.min_qty"),
+                max_qty: v.dec("filters.max_qty"),
+                market_max_qty: Some(v.dec("filters.market_max_qty")),
+                min_notional: v.dec("filters.min_notional"),
+                min_price: d.min_price,
+                max_price: d.max_price,
+            },
+            risk: RiskLimits {
+                max_order_notional: v.dec("risk.max_order_notional_usdt"),
+                max_position_notional: v.dec("risk.max_position_notional_usdt"),
+                max_orders_per_minute: v.int("risk.max_orders_per_minute") as u32,
+                price_band_pct: v.dec("risk.price_band_pct"),
+                max_daily_loss: v.dec("risk.max_daily_loss_usdt"),
+                max_feed_staleness_ns: v.ns("risk.max_feed_staleness"),
+                min_notional: v.dec("risk.min_notional_usdt"),
+            },
+            log: LogConfig {
+                level: v.text("log.level"),
+                json_file: Some(v.text("log.json_file"))
+                    .filter(|s| !s.is_empty())
+                    .map(PathBuf::from),
+            },
+        };
+        self.cross_checks(&cfg);
+        cfg
+    }
+
+    /// Rules that involve more than one key.
+    fn cross_checks(&mut self, c: &Config) {
+        if c.exchange.mode == ExchangeMode::Binance {
+            if c.exchange.rest_url.is_empty() {
                 self.problem(
                     "exchange.rest_url",
                     "required when mode = \"binance\" (e.g. \"https://testnet.binancefuture.com\")",
                 );
             }
-            if ws_url.is_empty() {
+            if c.exchange.ws_url.is_empty() {
                 self.problem(
                     "exchange.ws_url",
                     "required when mode = \"binance\" (e.g. \"wss://fstream.binancefuture.com\")",
                 );
             }
-        }
-        let exchange = ExchangeConfig {
-            mode,
-            rest_url,
-            ws_url,
-            api_key_env: self.string(e, "exchange", "api_key_env", "BINANCE_TESTNET_API_KEY"),
-            api_secret_env: self.string(
-                e,
-                "exchange",
-                "api_secret_env",
-                "BINANCE_TESTNET_API_SECRET",
-            ),
-            recv_window_ms: self.integer(e, "exchange", "recv_window_ms", 5000, 1, 60_000),
-            timeout_ms: self.integer(e, "exchange", "timeout_ms", 5000, 100, 120_000),
-            leverage: self.integer(e, "exchange", "leverage", 3, 1, 125) as u32,
-        };
-
-        let f = self.section(
-            t,
-            "feeds",
-            &["spot_ws_url", "futures_ws_url", "silence_timeout"],
-        );
-        let feeds = FeedsConfig {
-            spot_ws_url: self.url(f, "feeds", "spot_ws_url", "", &["ws", "wss"]),
-            futures_ws_url: self.url(f, "feeds", "futures_ws_url", "", &["ws", "wss"]),
-            silence_timeout_ns: self.duration(
-                f,
-                "feeds",
-                "silence_timeout",
-                30 * crate::model::NS_PER_S,
-            ),
-        };
-        if mode == ExchangeMode::Binance
-            && (feeds.spot_ws_url.is_empty() || feeds.futures_ws_url.is_empty())
-        {
-            self.problem(
-                "feeds",
-                "spot_ws_url and futures_ws_url are required when exchange.mode = \"binance\"",
-            );
-        }
-
-        let l = self.section(t, "local", &["data", "speed", "listen", "balance_usdt"]);
-        let data = match l.and_then(|l| l.get("data")) {
-            None => Vec::new(),
-            Some(toml::Value::Array(a)) => a
-                .iter()
-                .filter_map(|v| match v {
-                    toml::Value::String(s) => Some(s.clone()),
-                    _ => None,
-                })
-                .collect::<Vec<_>>(),
-            Some(toml::Value::String(s)) => vec![s.clone()],
-            Some(v) => {
+            if c.feeds.spot_ws_url.is_empty() || c.feeds.futures_ws_url.is_empty() {
                 self.problem(
-                    "local.data",
-                    format!("must be a list of recording paths, got {}", v.type_str()),
+                    "feeds",
+                    "spot_ws_url and futures_ws_url are required when exchange.mode = \"binance\"",
                 );
-                Vec::new()
             }
-        };
-        if mode == ExchangeMode::Local && data.is_empty() {
+        }
+        if c.exchange.mode == ExchangeMode::Local && c.local.data.is_empty() {
             self.problem("local.data", "required when exchange.mode = \"local\": recordings to replay, e.g. [\"data/btcusdt_20240808_spot.rec.gz\", \"data/btcusdt_20240808_usdm.rec.gz\"]");
         }
-        let speed = match l.and_then(|l| l.get("speed")) {
-            None => 10.0,
-            Some(toml::Value::Integer(i)) if *i >= 0 => *i as f64,
-            Some(toml::Value::Float(x)) if x.is_finite() && *x >= 0.0 => *x,
-            Some(v) => {
-                self.problem(
-                    "local.speed",
-                    format!("must be a number ≥ 0 (0 = as fast as possible), got {v}"),
-                );
-                10.0
-            }
-        };
-        let local = LocalConfig {
-            data,
-            speed,
-            listen: self.string(l, "local", "listen", "127.0.0.1:0"),
-            balance_usdt: self.decimal(l, "local", "balance_usdt", "10000", true),
-        };
-        if local.listen.parse::<std::net::SocketAddr>().is_err() {
-            self.problem(
-                "local.listen",
-                format!("`{}` is not an address like \"127.0.0.1:0\"", local.listen),
-            );
-        }
-
-        let s = self.section(t, "storage", &["state_dir", "sync_intents"]);
-        let state_dir = PathBuf::from(self.string(s, "storage", "state_dir", "state/run"));
-        let sync_intents = self.boolean(s, "storage", "sync_intents", false);
-
-        let fe = self.section(t, "fees", &["taker_rate", "maker_rate"]);
-        let fees = FeesConfig {
-            taker_rate: self.decimal(fe, "fees", "taker_rate", "0.0005", false),
-            maker_rate: self.decimal(fe, "fees", "maker_rate", "0.0002", false),
-        };
-        for (k, v) in [
-            ("fees.taker_rate", fees.taker_rate),
-            ("fees.maker_rate", fees.maker_rate),
-        ] {
-            if v > Decimal::new(1, 2) {
-                self.problem(
-                    k,
-                    format!("{v} is a fraction (0.0005 = 0.05 %); above 0.01 is surely a mistake"),
-                );
-            }
-        }
-
-        let fi = self.section(
-            t,
-            "filters",
-            &[
-                "tick_size",
-                "step_size",
-                "min_qty",
-                "max_qty",
-                "market_max_qty",
-                "min_notional",
-            ],
-        );
-        let d = SymbolFilters::default();
-        let filters = SymbolFilters {
-            tick_size: self.decimal(fi, "filters", "tick_size", &d.tick_size.to_string(), true),
-            step_size: self.decimal(fi, "filters", "step_size", &d.step_size.to_string(), true),
-            min_qty: self.decimal(fi, "filters", "min_qty", &d.min_qty.to_string(), false),
-            max_qty: self.decimal(fi, "filters", "max_qty", &d.max_qty.to_string(), true),
-            market_max_qty: Some(self.decimal(
-                fi,
-                "filters",
-                "market_max_qty",
-                &d.market_max_qty.unwrap_or(d.max_qty).to_string(),
-                true,
-            )),
-            min_notional: self.decimal(
-                fi,
-                "filters",
-                "min_notional",
-                &d.min_notional.to_string(),
-                false,
-            ),
-            min_price: d.min_price,
-            max_price: d.max_price,
-        };
-
-        let rk = self.section(
-            t,
-            "risk",
-            &[
-                "max_order_notional_usdt",
-                "max_position_notional_usdt",
-                "max_orders_per_minute",
-                "price_band_pct",
-                "max_daily_loss_usdt",
-                "max_feed_staleness",
-                "min_notional_usdt",
-            ],
-        );
-        let dr = RiskLimits::default();
-        let risk = RiskLimits {
-            max_order_notional: self.decimal(
-                rk,
-                "risk",
-                "max_order_notional_usdt",
-                &dr.max_order_notional.to_string(),
-                true,
-            ),
-            max_position_notional: self.decimal(
-                rk,
-                "risk",
-                "max_position_notional_usdt",
-                &dr.max_position_notional.to_string(),
-                true,
-            ),
-            max_orders_per_minute: self.integer(
-                rk,
-                "risk",
-                "max_orders_per_minute",
-                dr.max_orders_per_minute as u64,
-                1,
-                1200,
-            ) as u32,
-            price_band_pct: self.decimal(
-                rk,
-                "risk",
-                "price_band_pct",
-                &dr.price_band_pct.to_string(),
-                true,
-            ),
-            max_daily_loss: self.decimal(
-                rk,
-                "risk",
-                "max_daily_loss_usdt",
-                &dr.max_daily_loss.to_string(),
-                true,
-            ),
-            max_feed_staleness_ns: self.duration(
-                rk,
-                "risk",
-                "max_feed_staleness",
-                dr.max_feed_staleness_ns,
-            ),
-            min_notional: self.decimal(
-                rk,
-                "risk",
-                "min_notional_usdt",
-                &dr.min_notional.to_string(),
-                false,
-            ),
-        };
-        if risk.max_order_notional > risk.max_position_notional {
+        if c.risk.max_order_notional > c.risk.max_position_notional {
             self.problem(
                 "risk.max_order_notional_usdt",
                 format!(
                     "{} is above risk.max_position_notional_usdt ({})",
-                    risk.max_order_notional, risk.max_position_notional
+                    c.risk.max_order_notional, c.risk.max_position_notional
                 ),
             );
-        }
-
-        let lg = self.section(t, "log", &["level", "json_file"]);
-        let level = self.string(lg, "log", "level", "info");
-        if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
-            self.problem("log.level", format!("`{level}` is not a level or filter (try \"info\", \"debug\", \"premia=debug\")"));
-        }
-        let json_file = Some(self.string(lg, "log", "json_file", ""))
-            .filter(|s| !s.is_empty())
-            .map(PathBuf::from);
-
-        Config {
-            source: String::new(),
-            strategy,
-            exchange,
-            feeds,
-            local,
-            state_dir,
-            sync_intents,
-            fees,
-            filters,
-            risk,
-            log: LogConfig { level, json_file },
         }
     }
 }
 
-fn path(sect: &str, key: &str) -> String {
-    format!("{sect}.{key}")
+/// The README's table of config keys, rendered from [`KEYS`].
+pub fn keys_markdown() -> String {
+    let mut s = String::from("| key | type | default | unit | meaning |\n|---|---|---|---|---|\n");
+    for k in KEYS {
+        let name = if k.section.is_empty() {
+            format!("`{}`", k.name)
+        } else {
+            format!("`[{}] {}`", k.section, k.name)
+        };
+        let default = match k.default {
+            None => "required".to_string(),
+            Some("") => "empty".to_string(),
+            Some(d) => format!("`{d}`"),
+        };
+        let unit = if k.unit.is_empty() { "" } else { k.unit };
+        let row = [
+            name,
+            kind_text(k.kind),
+            default,
+            unit.to_string(),
+            k.doc.to_string(),
+        ];
+        s.push_str("| ");
+        s.push_str(&row.map(|c| c.replace('|', "\\|")).join(" | "));
+        s.push_str(" |\n");
+    }
+    s
+}
+
+fn kind_text(kind: Kind) -> String {
+    match kind {
+        Kind::Text => "string".into(),
+        Kind::Path => "path".into(),
+        Kind::OptionalPath => "path or empty".into(),
+        Kind::Paths => "list of paths".into(),
+        Kind::Choice(words) => words
+            .iter()
+            .map(|w| format!("`{w}`"))
+            .collect::<Vec<_>>()
+            .join(" or "),
+        Kind::Url(schemes) => format!(
+            "URL ({})",
+            schemes
+                .iter()
+                .map(|s| format!("`{s}://`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Kind::Bool => "bool".into(),
+        Kind::Int { min, max } => format!("integer {min}–{max}"),
+        Kind::Decimal { positive: true } => "decimal > 0".into(),
+        Kind::Decimal { positive: false } => "decimal ≥ 0".into(),
+        Kind::Fraction => "decimal 0–0.01".into(),
+        Kind::Float => "number ≥ 0".into(),
+        Kind::Duration => "duration (`500ms`, `5s`, `2m`, `1h`)".into(),
+        Kind::Addr => "address".into(),
+        Kind::LogFilter => "log filter".into(),
+    }
 }
 
 /// Parses `500ms`, `30s`, `5m`, `1h`, `1d` into nanoseconds (the strategy language's duration syntax).
@@ -771,6 +898,106 @@ taker_rate = "abc"
             msg.contains("`storage.sync_intent`: unknown key (did you mean `sync_intents`?)"),
             "{msg}"
         );
+    }
+
+    /// The README's key table is rendered from `KEYS`; this fails (printing the table to paste) when they differ.
+    #[test]
+    fn readme_table_matches_keys() {
+        let readme = include_str!("../README.md");
+        let (begin, end) = ("<!-- config-keys:begin -->\n", "<!-- config-keys:end -->");
+        let table = keys_markdown();
+        let found = readme
+            .split_once(begin)
+            .and_then(|(_, rest)| rest.split_once(end))
+            .map(|(t, _)| t);
+        assert_eq!(
+            found,
+            Some(table.as_str()),
+            "README.md's key table (between {begin:?} and {end:?}) must be exactly:\n{table}"
+        );
+    }
+
+    #[test]
+    fn every_default_passes_its_own_check() {
+        for k in KEYS {
+            if let Some(d) = k.default {
+                let v = default_value(k).unwrap_or_else(|| panic!("{}: default {d:?}", k.path()));
+                assert!(check(k.kind, &v).is_ok(), "{}: default {d:?}", k.path());
+            }
+            assert_eq!(key_named(&k.path()).map(|(_, f)| f.path()), Some(k.path()));
+        }
+    }
+
+    /// The engine-side defaults (`RiskLimits`, `SymbolFilters`) and the table agree.
+    #[test]
+    fn table_defaults_are_the_domain_defaults() {
+        let c =
+            Config::parse("strategy = \"s.toml\"\n[local]\ndata = [\"x\"]\n", "t.toml").unwrap();
+        assert_eq!(c.risk, RiskLimits::default());
+        assert_eq!(c.filters, SymbolFilters::default());
+        assert_eq!(c.state_dir, PathBuf::from("state/run"));
+        assert_eq!(c.exchange.recv_window_ms, 5000);
+        assert_eq!(c.feeds.silence_timeout_ns, 30 * crate::model::NS_PER_S);
+    }
+
+    /// `config/default.toml` may spell out a default, but only with the table's value (so the two cannot drift);
+    /// keys whose default is empty (recordings, URLs) are what it fills in.
+    #[test]
+    fn default_toml_repeats_only_table_defaults() {
+        let root: toml::Table = toml::from_str(DEFAULT_CONFIG).unwrap();
+        for k in KEYS {
+            let Some(d) = k.default.filter(|d| !d.is_empty()) else {
+                continue;
+            };
+            let table = if k.section.is_empty() {
+                Some(&root)
+            } else {
+                root.get(k.section).and_then(|t| t.as_table())
+            };
+            if let Some(v) = table.and_then(|t| t.get(k.name)) {
+                let want = check(k.kind, &default_value(k).unwrap());
+                assert_eq!(
+                    check(k.kind, v),
+                    want,
+                    "config/default.toml `{}` vs table default {d:?}",
+                    k.path()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn problems_name_the_key_for_every_kind() {
+        let text = "strategy = 5\n[exchange]\nmode = \"local\"\nrest_url = \"ftp://x\"\nleverage = 500\n\
+            [local]\ndata = [\"a\", 3]\nspeed = -1\nlisten = \"nowhere\"\n[fees]\ntaker_rate = 0.5\n\
+            [log]\nlevel = \"[[\"\nfeeds = 1\n";
+        let Err(ConfigError::Invalid(p)) = Config::parse(text, "k.toml") else {
+            panic!("expected problems")
+        };
+        let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+        for k in [
+            "strategy",
+            "exchange.rest_url",
+            "exchange.leverage",
+            "local.data",
+            "local.speed",
+            "local.listen",
+            "fees.taker_rate",
+            "log.level",
+            "log.feeds",
+        ] {
+            assert!(keys.contains(&k), "{k} missing from {keys:?}");
+        }
+        assert!(p
+            .iter()
+            .all(|p| p.file == "k.toml" && !p.message.is_empty()));
+        let Err(e) = Config::parse(
+            "exchange = 3\nstrategy = \"s\"\n[local]\ndata = \"x\"\n",
+            "t.toml",
+        ) else {
+            panic!("a section that is not a table")
+        };
+        assert!(e.to_string().contains("`exchange`: must be a table"), "{e}");
     }
 
     #[test]

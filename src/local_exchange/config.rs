@@ -44,8 +44,13 @@ impl Default for ApiKeyPair {
 
 impl std::fmt::Debug for ApiKeyPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let api_key: &str = if self.is_test_pair() {
+            &self.api_key
+        } else {
+            "<redacted>"
+        };
         f.debug_struct("ApiKeyPair")
-            .field("api_key", &self.api_key)
+            .field("api_key", &api_key)
             .field("secret", &"<redacted>")
             .finish()
     }

@@ -2,8 +2,10 @@
 
 mod backtest;
 mod binance;
+mod fuzz;
 mod live;
 mod local_exchange;
 mod parsers;
 mod rules;
+mod secrets;
 mod store;

@@ -588,15 +588,15 @@ pub async fn serve_standalone(cfg: LocalExchangeConfig) -> Result<(), LocalExcha
     } else {
         println!("  API key:              (configured pair; not printed)");
     }
-    println!(
-        "  replay starts when {} market stream(s) connect; Ctrl-C to stop",
-        ex.shared.cfg.min_subscribers
-    );
     let plan = ex.shared.faults.plan();
     if !plan.rates.is_empty() {
         let rates: Vec<String> = plan.rates.iter().map(|(k, r)| format!("{k}={r}")).collect();
         println!("  faults (seed {}):     {}", plan.seed, rates.join(","));
     }
+    println!(
+        "  replay starts when {} market stream(s) connect; Ctrl-C to stop",
+        ex.shared.cfg.min_subscribers
+    );
     let mut status = ex.replay_watch();
     let mut announced = false;
     loop {

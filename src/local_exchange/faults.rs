@@ -7,7 +7,7 @@
 //! gives the same schedule whatever the interleaving of connections. `arm` makes the next opportunity fault.
 
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -19,7 +19,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::time::Instant;
 
+use super::account::{ExecType, Execution};
+use super::server::wall_ms;
 use crate::binance::rest_wire::ErrorBody;
+use crate::model::{Decimal, Side, Venue};
 
 /// A kind of fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -248,6 +251,33 @@ impl std::fmt::Display for FaultCounts {
     }
 }
 
+/// What the exchange did, for tests that check a bot against it: orders accepted (by client id, in order),
+/// trades, and market-feed outages caused by faults (wall-clock ms).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaultLedger {
+    pub accepted: Vec<String>,
+    pub trades: Vec<LedgerTrade>,
+    pub outages: Vec<Outage>,
+}
+
+/// One trade of the account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerTrade {
+    pub client_id: String,
+    pub trade_id: i64,
+    pub side: Side,
+    pub qty: Decimal,
+}
+
+/// A market feed that got no frame from a fault (a close or a stall) until the next frame went out on that
+/// market; `to_ms` is `None` while it lasts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outage {
+    pub venue: Venue,
+    pub from_ms: i64,
+    pub to_ms: Option<i64>,
+}
+
 /// The rate-limit window: when it ends, and what happened inside it.
 #[derive(Debug, Default)]
 struct Window {
@@ -267,6 +297,9 @@ pub(crate) struct Faults {
     violations: AtomicU64,
     window: Mutex<Window>,
     timing: Mutex<FaultPlan>,
+    ledger: Mutex<FaultLedger>,
+    /// Per market (spot, perp): wall ms since a fault cut it, 0 when frames flow.
+    down_since: [AtomicI64; 2],
 }
 
 /// splitmix64: a well-mixed 64-bit hash, enough to turn (seed, kind, n) into a uniform draw.
@@ -288,6 +321,8 @@ impl Faults {
             violations: AtomicU64::new(0),
             window: Mutex::new(Window::default()),
             timing: Mutex::new(plan.clone()),
+            ledger: Mutex::new(FaultLedger::default()),
+            down_since: [AtomicI64::new(0), AtomicI64::new(0)],
         };
         f.set_plan(plan);
         f
@@ -376,6 +411,73 @@ impl Faults {
                 })
                 .collect(),
             violations: self.violations.load(Ordering::Relaxed),
+        }
+    }
+
+    fn ledger(&self) -> std::sync::MutexGuard<'_, FaultLedger> {
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn ledger_snapshot(&self) -> FaultLedger {
+        self.ledger().clone()
+    }
+
+    /// An order was accepted (placed) by the exchange.
+    pub(crate) fn record_accepted(&self, client_id: &str) {
+        self.ledger().accepted.push(client_id.to_string());
+    }
+
+    /// Executions were published; trades go to the ledger.
+    pub(crate) fn record_executions(&self, execs: &[Execution]) {
+        let mut l = self.ledger();
+        for e in execs.iter().filter(|e| e.exec == ExecType::Trade) {
+            l.trades.push(LedgerTrade {
+                client_id: e.order.client_id.clone(),
+                trade_id: e.trade_id,
+                side: e.order.side,
+                qty: e.last_qty,
+            });
+        }
+    }
+
+    fn venue_slot(&self, venue: Venue) -> &AtomicI64 {
+        match venue {
+            Venue::Spot => &self.down_since[0],
+            Venue::Perp => &self.down_since[1],
+        }
+    }
+
+    /// A fault cut a market feed (close or stall).
+    pub(crate) fn feed_cut(&self, venue: Venue) {
+        let now = wall_ms();
+        if self
+            .venue_slot(venue)
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            self.ledger().outages.push(Outage {
+                venue,
+                from_ms: now,
+                to_ms: None,
+            });
+        }
+    }
+
+    /// A market frame went out: ends that market's outage, if one is open (one atomic load otherwise).
+    pub(crate) fn feed_flowing(&self, venue: Venue) {
+        let slot = self.venue_slot(venue);
+        if slot.load(Ordering::Relaxed) == 0 || slot.swap(0, Ordering::Relaxed) == 0 {
+            return;
+        }
+        let now = wall_ms();
+        let mut l = self.ledger();
+        if let Some(o) = l
+            .outages
+            .iter_mut()
+            .rev()
+            .find(|o| o.venue == venue && o.to_ms.is_none())
+        {
+            o.to_ms = Some(now);
         }
     }
 

@@ -28,7 +28,7 @@ mod ws;
 
 pub use config::{ApiKeyPair, LocalExchangeConfig};
 pub use error::{ApiError, LocalExchangeError};
-pub use faults::{FaultCounts, FaultKind, FaultPlan};
+pub use faults::{FaultCounts, FaultKind, FaultLedger, FaultPlan, LedgerTrade, Outage};
 pub use server::{
     serve_standalone, AccountSnapshot, Fault, LocalExchange, ReplayPhase, ReplayStatus,
     RunningExchange,

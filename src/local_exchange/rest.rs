@@ -365,6 +365,7 @@ pub(crate) async fn new_order(
             }
         }
         let (order, execs) = core.account.place(req, s.now())?;
+        s.faults.record_accepted(&order.client_id);
         s.publish(&core, &execs);
         drop(core);
         // ACK answers with the order as acknowledged (NEW, nothing executed); RESULT with its state now.

@@ -183,6 +183,7 @@ impl Shared {
     /// Publishes executions on the user stream: ORDER_TRADE_UPDATE each, then one ACCOUNT_UPDATE if any traded.
     /// Called with the core locked so events leave in the order they happened.
     pub(crate) fn publish(&self, core: &Core, execs: &[Execution]) {
+        self.faults.record_executions(execs);
         let mut traded = false;
         let mut change = Decimal::ZERO;
         let mut last_ms = 0;
@@ -488,6 +489,10 @@ impl RunningExchange {
     /// Makes the next opportunity of `kind` fault, whatever its rate.
     pub fn arm_fault(&self, kind: super::faults::FaultKind) {
         self.shared.faults.arm(kind);
+    }
+    /// Orders accepted, trades and fault-caused feed outages so far.
+    pub fn fault_ledger(&self) -> super::faults::FaultLedger {
+        self.shared.faults.ledger_snapshot()
     }
     /// Faults injected so far by kind, and rate-limit violations.
     pub fn fault_counts(&self) -> super::faults::FaultCounts {

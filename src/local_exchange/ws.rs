@@ -158,6 +158,9 @@ async fn market_stream(
                         continue;
                     };
                     if let Some(d) = s.faults.on_market_frame() {
+                        if matches!(d, Disruption::Close(_) | Disruption::Stall(_)) {
+                            s.faults.feed_cut(venue);
+                        }
                         match faults::disrupt(&mut sock, d, text.as_str(), &s.shutdown).await {
                             After::Closed => return,
                             // Frames of a stall are lost, as on a dead connection.
@@ -167,6 +170,7 @@ async fn market_stream(
                     if sock.send(Message::Text(text)).await.is_err() {
                         return;
                     }
+                    s.faults.feed_flowing(venue);
                 }
                 Err(RecvError::Lagged(n)) => {
                     tracing::warn!(?venue, missed = n, "market subscriber too slow; disconnecting it");

@@ -255,7 +255,8 @@ impl std::fmt::Display for FaultCounts {
 /// trades, and market-feed outages caused by faults (wall-clock ms).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FaultLedger {
-    pub accepted: Vec<String>,
+    /// (client order id, wall ms) of every accepted order.
+    pub accepted: Vec<(String, i64)>,
     pub trades: Vec<LedgerTrade>,
     pub outages: Vec<Outage>,
 }
@@ -424,7 +425,9 @@ impl Faults {
 
     /// An order was accepted (placed) by the exchange.
     pub(crate) fn record_accepted(&self, client_id: &str) {
-        self.ledger().accepted.push(client_id.to_string());
+        self.ledger()
+            .accepted
+            .push((client_id.to_string(), wall_ms()));
     }
 
     /// Executions were published; trades go to the ledger.

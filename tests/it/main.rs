@@ -7,4 +7,5 @@ mod live;
 mod local_exchange;
 mod parsers;
 mod rules;
+mod soak;
 mod store;

@@ -250,7 +250,8 @@ fn check_after_kill(ex: &RunningExchange, sled: &Sled, prev_unbooked: &BTreeSet<
     for t in &sled.duplicate_trade_ids {
         c.problems.push(format!("trade {t} booked twice in sled"));
     }
-    let mut unbooked_signed = Decimal::ZERO;
+    // Fills of orders in flight at this kill (new since the last one) may be missing; the restart books them.
+    let mut in_flight = Decimal::ZERO;
     for (id, qty) in &per {
         let got = sled.booked.get(id).copied().unwrap_or_default();
         if got > *qty {
@@ -264,10 +265,12 @@ fn check_after_kill(ex: &RunningExchange, sled: &Sled, prev_unbooked: &BTreeSet<
                 .iter()
                 .find(|t| &t.client_id == id)
                 .map(|t| t.side);
-            unbooked_signed += match side {
-                Some(Side::Sell) => got - qty,
-                _ => qty - got,
-            };
+            if !prev_unbooked.contains(id) {
+                in_flight += match side {
+                    Some(Side::Sell) => got - qty,
+                    _ => qty - got,
+                };
+            }
         }
     }
     for (id, qty) in &sled.booked {
@@ -282,9 +285,9 @@ fn check_after_kill(ex: &RunningExchange, sled: &Sled, prev_unbooked: &BTreeSet<
             "{id}: still not booked after a restart's reconciliation"
         ));
     }
-    if sled.position + unbooked_signed != ex_pos {
+    if sled.position + in_flight != ex_pos {
         c.problems.push(format!(
-            "sled position {} (+ {unbooked_signed} not yet booked) != exchange position {ex_pos}",
+            "sled position {} (+ {in_flight} in flight at the kill) != exchange position {ex_pos}",
             sled.position
         ));
     }
@@ -352,6 +355,7 @@ async fn soak_faults_of_every_kind_and_kill_9_restarts() {
     let mut restarts_at: Vec<i64> = Vec::new();
     let mut prev_unbooked = BTreeSet::new();
     let mut recoveries = 0usize;
+    let mut kills = 0u32;
     let started = Instant::now();
     let mut child = bot.spawn();
     restarts_at.push(wall_ms());
@@ -365,6 +369,8 @@ async fn soak_faults_of_every_kind_and_kill_9_restarts() {
                     bot.runs,
                     bot.tail(bot.runs)
                 ));
+                // As a supervisor would (systemd's RestartSec): restart after a pause.
+                tokio::time::sleep(Duration::from_secs(1)).await;
                 child = bot.spawn();
                 restarts_at.push(wall_ms());
             }
@@ -377,6 +383,7 @@ async fn soak_faults_of_every_kind_and_kill_9_restarts() {
         }
         let _ = child.kill();
         let _ = child.wait();
+        kills += 1;
         let sled = read_sled(&bot.state());
         let c = check_after_kill(&ex, &sled, &prev_unbooked);
         recoveries += prev_unbooked.difference(&c.unbooked).count();
@@ -444,7 +451,7 @@ async fn soak_faults_of_every_kind_and_kill_9_restarts() {
         ledger.accepted.len(),
         ledger.trades.len(),
         bot.runs,
-        bot.runs - 1,
+        kills,
         self_exits.len(),
         recoveries,
         ledger.outages.len(),
@@ -458,10 +465,10 @@ async fn soak_faults_of_every_kind_and_kill_9_restarts() {
         percentile(&mut reconnect_ms.clone(), 0.5),
         percentile(&mut reconnect_ms, 0.99),
     );
-    for e in &self_exits {
+    for e in self_exits.iter().take(5) {
         println!("soak: {e}");
     }
-    for p in &problems {
+    for p in problems.iter().take(40) {
         println!("soak problem: {p}");
     }
     ex.shutdown().await;
@@ -474,7 +481,8 @@ async fn soak_faults_of_every_kind_and_kill_9_restarts() {
     assert!(missing.is_empty(), "kinds never injected: {missing:?}");
     assert!(
         self_exits.is_empty(),
-        "the bot exited by itself: {self_exits:#?}"
+        "the bot exited by itself {} times (first ones printed above)",
+        self_exits.len()
     );
     assert!(
         problems.is_empty(),

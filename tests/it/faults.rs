@@ -269,6 +269,12 @@ async fn order_faults_rejected_unknown_delayed_lost() {
         assert_eq!(counts.get(k), 1, "{k}: {counts}");
     }
     assert_eq!(counts.get(FaultKind::OrderDelayed), 2);
+    // The ledger: every executed order accepted once, the refused one not at all, one trade each.
+    let ledger = ex.fault_ledger();
+    let accepted: Vec<&str> = ledger.accepted.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(accepted, ["unk-1", "late-1", "late-2", "lost-1"]);
+    let traded: Vec<&str> = ledger.trades.iter().map(|t| t.client_id.as_str()).collect();
+    assert_eq!(traded, accepted);
     ex.shutdown().await;
 }
 
@@ -290,6 +296,13 @@ async fn market_stream_closes_malformed_truncated_and_stall() {
     }
 
     let mut ws = connect(&url).await;
+    // The closes were outages of the perp feed, over once frames flowed again.
+    assert!(matches!(next_msg(&mut ws).await, Some(Message::Text(_))));
+    let outages = ex.fault_ledger().outages;
+    assert!(!outages.is_empty(), "outages recorded");
+    assert!(outages
+        .iter()
+        .all(|o| o.venue == premia::model::Venue::Perp && o.to_ms.is_some_and(|t| t >= o.from_ms)));
     ex.arm_fault(FaultKind::Malformed);
     counted(&ex, FaultKind::Malformed, 1).await;
     let mut bad = 0;
@@ -315,7 +328,8 @@ async fn market_stream_closes_malformed_truncated_and_stall() {
     }
     assert!(cut, "a truncated frame is a prefix of a frame");
 
-    // Stall: nothing at all for the stall time, not even a pong; frames again afterwards.
+    // Stall: not even a pong for the stall time (frames sent before it may still be in the client's buffers);
+    // frames again afterwards.
     ex.arm_fault(FaultKind::MarketStall);
     counted(&ex, FaultKind::MarketStall, 1).await;
     let t0 = Instant::now();
@@ -327,7 +341,7 @@ async fn market_stream_closes_malformed_truncated_and_stall() {
             .await
             .expect("in time")
         {
-            Some(Ok(Message::Pong(_) | Message::Text(_))) => break,
+            Some(Ok(Message::Pong(_))) => break,
             Some(Ok(_)) => continue,
             other => panic!("stream ended during a stall: {other:?}"),
         }

@@ -429,9 +429,22 @@ async fn soak_faults_of_every_kind_and_kill_9_restarts() {
     let sled = read_sled(&bot.state());
     let c = check_after_kill(&ex, &sled, &prev_unbooked);
     recoveries += prev_unbooked.difference(&c.unbooked).count();
-    problems.extend(c.problems.into_iter().map(|p| format!("final: {p}")));
+    for p in c.problems {
+        if reported.insert(p.clone()) {
+            problems.push(format!("final: {p}"));
+        }
+    }
 
     let ledger = ex.fault_ledger();
+    // A quiet stop (no faults, no order in flight): sled and the exchange agree exactly.
+    let (_, quiet_pos) = exchange_fills(&ledger);
+    if sled.position != quiet_pos || !c.unbooked.is_empty() {
+        problems.push(format!(
+            "final: at a quiet stop sled position {} vs exchange {quiet_pos}, {} orders' fills not in sled",
+            sled.position,
+            c.unbooked.len()
+        ));
+    }
     let mut ids = BTreeSet::new();
     for (id, _) in &ledger.accepted {
         if !ids.insert(id) {

@@ -38,10 +38,10 @@ fn wall_ms() -> i64 {
 
 /// Faults tuned to their opportunities (market frames are many, orders few), so each kind fires many times.
 fn soak_plan() -> FaultPlan {
-    let rates = "market-close-1001=0.0002,market-close-1008=0.0002,market-stall=0.0002,\
-                 malformed=0.0005,truncated=0.0005,\
-                 user-close-1001=0.03,user-close-1008=0.03,user-stall=0.03,listen-key-expired=0.03,\
-                 clock-skew=0.03,rate-limit=0.02,\
+    let rates = "market-close-1001=0.0008,market-close-1008=0.0008,market-stall=0.0003,\
+                 malformed=0.002,truncated=0.002,\
+                 user-close-1001=0.05,user-close-1008=0.05,user-stall=0.05,listen-key-expired=0.05,\
+                 clock-skew=0.05,rate-limit=0.015,ban=0.005,\
                  order-unknown=0.08,order-rejected=0.08,order-delayed=0.08,order-lost=0.08";
     FaultPlan {
         seed: SEED,
@@ -49,7 +49,7 @@ fn soak_plan() -> FaultPlan {
         retry_after: Duration::from_secs(1),
         ban: Duration::from_secs(3),
         ban_after: 3,
-        stall: Duration::from_millis(3_000),
+        stall: Duration::from_millis(2_500),
         delay: Duration::from_millis(2_500),
         user_tick: Duration::from_millis(200),
     }

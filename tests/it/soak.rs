@@ -451,6 +451,15 @@ async fn soak_faults_of_every_kind_and_kill_9_restarts() {
             problems.push(format!("client order id {id} accepted twice"));
         }
     }
+    // The staleness check compares journal times with the exchange's wall clock: they must be on the same clock.
+    let soak_began = restarts_at.first().copied().unwrap_or_default();
+    if !sled
+        .entries
+        .iter()
+        .any(|t| (soak_began..=wall_ms()).contains(t))
+    {
+        problems.push("no entry decision journalled on the wall clock during the soak".into());
+    }
     problems.extend(stale_entries(&ledger, &sled.entries));
 
     let counts = ex.fault_counts();

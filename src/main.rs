@@ -140,6 +140,50 @@ struct ExchangeArgs {
     /// Config for fees, filters and the starting balance (default: config/default.toml).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Inject faults: KIND=RATE,... with RATE the probability per opportunity (`all=RATE` for every kind).
+    /// Kinds: market-close-1001, market-close-1008, user-close-1001, user-close-1008, market-stall, user-stall,
+    /// malformed, truncated, listen-key-expired, clock-skew, rate-limit, ban, order-unknown, order-rejected,
+    /// order-delayed, order-lost.
+    #[arg(long, value_name = "SPEC", default_value = "")]
+    faults: String,
+    /// Seed of the fault schedule (same seed, same faults).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    fault_seed: u64,
+    /// Retry-After of an injected 429, in ms.
+    #[arg(long, default_value_t = 2_000, value_name = "MS")]
+    fault_retry_after_ms: u64,
+    /// Length of a 418 ban, in ms.
+    #[arg(long, default_value_t = 10_000, value_name = "MS")]
+    fault_ban_ms: u64,
+    /// Requests inside one 429 window that escalate to a ban.
+    #[arg(long, default_value_t = 3, value_name = "N")]
+    fault_ban_after: u32,
+    /// How long a stall lasts, in ms.
+    #[arg(long, default_value_t = 5_000, value_name = "MS")]
+    fault_stall_ms: u64,
+    /// How long a delayed order answer is held, in ms.
+    #[arg(long, default_value_t = 15_000, value_name = "MS")]
+    fault_delay_ms: u64,
+    /// How often an open user stream draws its faults, in ms.
+    #[arg(long, default_value_t = 1_000, value_name = "MS")]
+    fault_user_tick_ms: u64,
+}
+
+impl ExchangeArgs {
+    fn fault_plan(&self) -> anyhow::Result<premia::local_exchange::FaultPlan> {
+        let ms = std::time::Duration::from_millis;
+        Ok(premia::local_exchange::FaultPlan {
+            seed: self.fault_seed,
+            rates: premia::local_exchange::FaultPlan::parse_rates(&self.faults)
+                .context("--faults")?,
+            retry_after: ms(self.fault_retry_after_ms),
+            ban: ms(self.fault_ban_ms),
+            ban_after: self.fault_ban_after,
+            stall: ms(self.fault_stall_ms),
+            delay: ms(self.fault_delay_ms),
+            user_tick: ms(self.fault_user_tick_ms),
+        })
+    }
 }
 
 #[derive(Args)]
@@ -401,7 +445,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     a.listen
                 )
             })?;
+            let faults = a.fault_plan()?;
             let cfg = premia::local_exchange::LocalExchangeConfig {
+                faults,
                 listen,
                 data: a.data,
                 speed: a.speed,

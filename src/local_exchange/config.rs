@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::account::AccountConfig;
 use super::error::LocalExchangeError;
+use super::faults::FaultPlan;
 use crate::model::{Decimal, SymbolFilters};
 
 /// The API key and secret the local exchange accepts. The default pair is public and fixed (it guards nothing but
@@ -84,6 +85,8 @@ pub struct LocalExchangeConfig {
     pub stream_buffer: usize,
     /// A listen key expires this long (tokio clock) after its last POST/PUT.
     pub listen_key_ttl: Duration,
+    /// Seeded fault injection (none by default).
+    pub faults: FaultPlan,
 }
 
 impl Default for LocalExchangeConfig {
@@ -103,6 +106,7 @@ impl Default for LocalExchangeConfig {
             keys: ApiKeyPair::test_pair(),
             stream_buffer: 16_384,
             listen_key_ttl: Duration::from_secs(60 * 60),
+            faults: FaultPlan::default(),
         }
     }
 }
@@ -135,6 +139,7 @@ impl LocalExchangeConfig {
         if self.keys.api_key.is_empty() || self.keys.secret.is_empty() {
             problems.push("api key and secret must not be empty".to_string());
         }
+        problems.extend(self.faults.problems());
         if problems.is_empty() {
             Ok(())
         } else {

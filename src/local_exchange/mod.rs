@@ -18,6 +18,7 @@
 pub mod account;
 pub mod config;
 pub mod error;
+pub mod faults;
 pub mod recording;
 mod render;
 mod replay;
@@ -27,6 +28,7 @@ mod ws;
 
 pub use config::{ApiKeyPair, LocalExchangeConfig};
 pub use error::{ApiError, LocalExchangeError};
+pub use faults::{FaultCounts, FaultKind, FaultLedger, FaultPlan, LedgerTrade, Outage};
 pub use server::{
     serve_standalone, AccountSnapshot, Fault, LocalExchange, ReplayPhase, ReplayStatus,
     RunningExchange,

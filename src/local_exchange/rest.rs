@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::account::{NewOrder, OrderRef, TimeInForce};
 use super::error::ApiError;
+use super::faults::{self, OrderFault};
 use super::render;
 use super::server::{wall_ms, Shared};
 use crate::binance::rest_wire::{
@@ -335,6 +336,7 @@ enum Withhold {
     No,
     Forever,
     Http5xx,
+    Seeded(super::faults::OrderFault),
 }
 
 pub(crate) async fn new_order(
@@ -356,8 +358,14 @@ pub(crate) async fn new_order(
             }
         } else if std::mem::take(&mut core.faults.drop_next_order_response) {
             withhold = Withhold::Forever;
+        } else if let Some(f) = s.faults.on_order() {
+            withhold = Withhold::Seeded(f);
+            if f == OrderFault::RejectedBefore {
+                return Err(ApiError::unknown());
+            }
         }
         let (order, execs) = core.account.place(req, s.now())?;
+        s.faults.record_accepted(&order.client_id);
         s.publish(&core, &execs);
         drop(core);
         // ACK answers with the order as acknowledged (NEW, nothing executed); RESULT with its state now.
@@ -370,12 +378,30 @@ pub(crate) async fn new_order(
     match withhold {
         Withhold::No => finish(&s, 1, true, result),
         Withhold::Http5xx => with_usage(&s, 1, true, server_error()),
+        Withhold::Seeded(f) => seeded_answer(&s, f, result).await,
         Withhold::Forever => {
             tracing::info!("fault: withholding an order response");
             s.shutdown.cancelled().await;
             server_error()
         }
     }
+}
+
+/// The answer of an order that drew a seeded fault (see `faults::OrderFault`).
+async fn seeded_answer(s: &Shared, f: OrderFault, r: Result<Response, ApiError>) -> Response {
+    let resp = match f {
+        OrderFault::RejectedBefore => faults::rejected_before(),
+        OrderFault::Unknown => faults::unknown_outcome(),
+        OrderFault::Lost => faults::dropped_connection(),
+        OrderFault::Delayed(t) => {
+            tokio::select! {
+                _ = tokio::time::sleep(t) => {}
+                _ = s.shutdown.cancelled() => {}
+            }
+            return finish(s, 1, true, r);
+        }
+    };
+    with_usage(s, 1, true, resp)
 }
 
 fn order_ref(p: &Params) -> Result<OrderRef, ApiError> {

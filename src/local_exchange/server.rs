@@ -128,6 +128,7 @@ pub(crate) struct Shared {
     /// Woken when the listen key changes (the expiry task re-reads its deadline).
     pub keys_changed: Notify,
     pub shutdown: CancellationToken,
+    pub faults: super::faults::Faults,
 }
 
 pub(crate) fn wall_ms() -> i64 {
@@ -182,6 +183,7 @@ impl Shared {
     /// Publishes executions on the user stream: ORDER_TRADE_UPDATE each, then one ACCOUNT_UPDATE if any traded.
     /// Called with the core locked so events leave in the order they happened.
     pub(crate) fn publish(&self, core: &Core, execs: &[Execution]) {
+        self.faults.record_executions(execs);
         let mut traded = false;
         let mut change = Decimal::ZERO;
         let mut last_ms = 0;
@@ -365,6 +367,7 @@ impl LocalExchange {
             start_now: Notify::new(),
             keys_changed: Notify::new(),
             shutdown: shutdown.clone(),
+            faults: super::faults::Faults::new(&cfg.faults),
             cfg,
         });
         let app = router(shared.clone());
@@ -420,6 +423,10 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/spot/ws/{stream}", get(ws::spot_raw))
         .route("/spot/stream", get(ws::spot_combined))
         .fallback(rest::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            super::faults::rest_gate,
+        ))
         .with_state(shared)
 }
 
@@ -469,6 +476,27 @@ impl RunningExchange {
             }
             Fault::ExpireListenKey => self.shared.expire_listen_key(false),
         }
+    }
+
+    /// Replaces the seeded fault plan (rates, seed, timings); counters keep counting.
+    pub fn set_fault_plan(&self, plan: &super::faults::FaultPlan) {
+        self.shared.faults.set_plan(plan);
+    }
+    /// Changes one kind's rate (0 stops it).
+    pub fn set_fault_rate(&self, kind: super::faults::FaultKind, rate: f64) {
+        self.shared.faults.set_rate(kind, rate);
+    }
+    /// Makes the next opportunity of `kind` fault, whatever its rate.
+    pub fn arm_fault(&self, kind: super::faults::FaultKind) {
+        self.shared.faults.arm(kind);
+    }
+    /// Orders accepted, trades and fault-caused feed outages so far.
+    pub fn fault_ledger(&self) -> super::faults::FaultLedger {
+        self.shared.faults.ledger_snapshot()
+    }
+    /// Faults injected so far by kind, and rate-limit violations.
+    pub fn fault_counts(&self) -> super::faults::FaultCounts {
+        self.shared.faults.counts()
     }
 
     pub fn replay_status(&self) -> ReplayStatus {
@@ -565,6 +593,11 @@ pub async fn serve_standalone(cfg: LocalExchangeConfig) -> Result<(), LocalExcha
     } else {
         println!("  API key:              (configured pair; not printed)");
     }
+    let plan = ex.shared.faults.plan();
+    if !plan.rates.is_empty() {
+        let rates: Vec<String> = plan.rates.iter().map(|(k, r)| format!("{k}={r}")).collect();
+        println!("  faults (seed {}):     {}", plan.seed, rates.join(","));
+    }
     println!(
         "  replay starts when {} market stream(s) connect; Ctrl-C to stop",
         ex.shared.cfg.min_subscribers
@@ -590,6 +623,9 @@ pub async fn serve_standalone(cfg: LocalExchangeConfig) -> Result<(), LocalExcha
                 }
             }
         }
+    }
+    if !plan.rates.is_empty() {
+        println!("  faults injected: {}", ex.fault_counts());
     }
     ex.shutdown().await;
     Ok(())

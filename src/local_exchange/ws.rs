@@ -16,6 +16,7 @@ use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::ApiError;
+use super::faults::{self, After, Disruption};
 use super::recording::SharedFrame;
 use super::server::{Shared, UserMsg};
 use crate::model::Venue;
@@ -156,9 +157,20 @@ async fn market_stream(
                     let Ok(text) = Utf8Bytes::try_from(bytes) else {
                         continue;
                     };
+                    if let Some(d) = s.faults.on_market_frame() {
+                        if matches!(d, Disruption::Close(_) | Disruption::Stall(_)) {
+                            s.faults.feed_cut(venue);
+                        }
+                        match faults::disrupt(&mut sock, d, text.as_str(), &s.shutdown).await {
+                            After::Closed => return,
+                            // Frames of a stall are lost, as on a dead connection.
+                            After::Resume => { rx = rx.resubscribe(); continue; }
+                        }
+                    }
                     if sock.send(Message::Text(text)).await.is_err() {
                         return;
                     }
+                    s.faults.feed_flowing(venue);
                 }
                 Err(RecvError::Lagged(n)) => {
                     tracing::warn!(?venue, missed = n, "market subscriber too slow; disconnecting it");
@@ -178,6 +190,8 @@ async fn user_stream(
     mut rx: broadcast::Receiver<UserMsg>,
 ) {
     let mut ping = ping_timer();
+    let mut fault_tick = tokio::time::interval(s.faults.plan().user_tick);
+    fault_tick.reset();
     loop {
         tokio::select! {
             biased;
@@ -187,6 +201,11 @@ async fn user_stream(
                     return;
                 }
             }
+            _ = fault_tick.tick() => match s.faults.on_user_tick() {
+                Some(Disruption::ExpireListenKey) => s.expire_listen_key(false),
+                Some(d) if faults::disrupt(&mut sock, d, "", &s.shutdown).await == After::Closed => return,
+                _ => {}
+            },
             m = sock.recv() => match m {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
                 Some(Ok(_)) => {}

@@ -2,10 +2,12 @@
 
 mod backtest;
 mod binance;
+mod faults;
 mod fuzz;
 mod live;
 mod local_exchange;
 mod parsers;
 mod rules;
 mod secrets;
+mod soak;
 mod store;

@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
+use crate::binance::routing::Routing;
 use crate::model::{SymbolFilters, TsNs};
 use crate::risk::RiskLimits;
 
@@ -87,6 +88,12 @@ pub struct FeedsConfig {
     pub futures_ws_url: String,
     /// Reconnect when a feed is silent this long.
     pub silence_timeout_ns: TsNs,
+    /// USD-M market-stream routing (`futures_routing`: routed, legacy or auto).
+    pub futures_routing: Routing,
+    /// USD-M user-data stream routing (`user_stream_routing`), for `exchange.ws_url`.
+    pub user_stream_routing: Routing,
+    /// Warn once when a subscribed stream pushes nothing this long although its connection is up.
+    pub stream_silence_ns: TsNs,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -254,6 +261,18 @@ impl Reader<'_> {
                     format!("must be a string, got {}", v.type_str()),
                 );
                 default.to_string()
+            }
+        }
+    }
+
+    /// A `[feeds]` routing key: "routed" (the default), "legacy" or "auto".
+    fn routing(&mut self, t: Option<&toml::Table>, key: &str) -> Routing {
+        let s = self.string(t, "feeds", key, "routed");
+        match s.parse::<Routing>() {
+            Ok(r) => r,
+            Err(e) => {
+                self.problem(&path("feeds", key), e.to_string());
+                Routing::Routed
             }
         }
     }
@@ -476,7 +495,14 @@ impl Reader<'_> {
         let f = self.section(
             t,
             "feeds",
-            &["spot_ws_url", "futures_ws_url", "silence_timeout"],
+            &[
+                "spot_ws_url",
+                "futures_ws_url",
+                "silence_timeout",
+                "futures_routing",
+                "user_stream_routing",
+                "stream_silence",
+            ],
         );
         let feeds = FeedsConfig {
             spot_ws_url: self.url(f, "feeds", "spot_ws_url", "", &["ws", "wss"]),
@@ -486,6 +512,14 @@ impl Reader<'_> {
                 "feeds",
                 "silence_timeout",
                 30 * crate::model::NS_PER_S,
+            ),
+            futures_routing: self.routing(f, "futures_routing"),
+            user_stream_routing: self.routing(f, "user_stream_routing"),
+            stream_silence_ns: self.duration(
+                f,
+                "feeds",
+                "stream_silence",
+                60 * crate::model::NS_PER_S,
             ),
         };
         if mode == ExchangeMode::Binance

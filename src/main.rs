@@ -370,6 +370,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 shutdown: tokio_util::sync::CancellationToken::new(),
                 clock: None,
             };
+            let routing = config.feeds.futures_routing;
             let stamp = fresh_stamp();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -381,7 +382,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         stop.cancel();
                     }
                 });
-                premia::record::record(opts, &stamp).await
+                premia::record::record_with_routing(opts, &stamp, routing).await
             })?;
             println!(
                 "recorded {} spot frames to {}\nrecorded {} perp frames to {}",

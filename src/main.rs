@@ -137,6 +137,10 @@ struct ExchangeArgs {
     /// Start the recording over when it ends.
     #[arg(long = "loop")]
     loop_replay: bool,
+    /// Serve the pre-2026 websocket paths (every futures stream and the user stream on `/ws/…`, `/stream?…`)
+    /// instead of Binance's routing (`/public`, `/market`, `/private`), for clients not yet migrated.
+    #[arg(long)]
+    legacy_routing: bool,
     /// Config for fees, filters and the starting balance (default: config/default.toml).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -411,6 +415,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 maker_fee: config.fees.maker_rate,
                 filters: config.filters.clone(),
                 loop_replay: a.loop_replay,
+                legacy_routing: a.legacy_routing,
                 ..premia::local_exchange::LocalExchangeConfig::default()
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -319,6 +319,8 @@ async fn start_local_exchange(
         symbol: symbol.to_string(),
         filters: cfg.filters.clone(),
         min_subscribers: 2,
+        // The feeds' legacy mode needs the old paths served; routed and auto work against mainnet routing.
+        legacy_routing: cfg.feeds.futures_routing == crate::binance::routing::Routing::Legacy,
         ..LocalExchangeConfig::default()
     };
     type Ready = Result<(LocalInfo, watch::Receiver<ReplayStatus>), LiveError>;

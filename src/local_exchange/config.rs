@@ -70,7 +70,8 @@ pub struct LocalExchangeConfig {
     pub symbol: String,
     pub filters: SymbolFilters,
     pub max_leverage: u32,
-    /// The replay starts once this many market-stream websockets are open (0 = at once).
+    /// The replay starts once this many websockets carrying book data (spot streams, futures `bookTicker`/`depth*`)
+    /// are open (0 = at once).
     pub min_subscribers: usize,
     /// Start the recording over when it ends (virtual time keeps increasing).
     pub loop_replay: bool,
@@ -79,6 +80,9 @@ pub struct LocalExchangeConfig {
     pub stream_buffer: usize,
     /// A listen key expires this long (tokio clock) after its last POST/PUT.
     pub listen_key_ttl: Duration,
+    /// Serve the pre-2026 websocket paths: every futures stream and the user stream on the unrouted `/ws/…` and
+    /// `/stream?…`, no `/public`, `/market`, `/private` (default: Binance's routing, as mainnet).
+    pub legacy_routing: bool,
 }
 
 impl Default for LocalExchangeConfig {
@@ -98,6 +102,7 @@ impl Default for LocalExchangeConfig {
             keys: ApiKeyPair::test_pair(),
             stream_buffer: 16_384,
             listen_key_ttl: Duration::from_secs(60 * 60),
+            legacy_routing: false,
         }
     }
 }

@@ -415,10 +415,7 @@ fn router(shared: Arc<Shared>) -> Router {
                 .put(rest::listen_key_keep)
                 .delete(rest::listen_key_delete),
         )
-        .route("/ws/{stream}", get(ws::futures_raw))
-        .route("/stream", get(ws::futures_combined))
-        .route("/spot/ws/{stream}", get(ws::spot_raw))
-        .route("/spot/stream", get(ws::spot_combined))
+        .merge(ws::routes(shared.cfg.legacy_routing))
         .fallback(rest::not_found)
         .with_state(shared)
 }
@@ -438,7 +435,8 @@ impl RunningExchange {
     pub fn rest_url(&self) -> String {
         format!("http://{}", self.addr)
     }
-    /// Futures market-stream base: `{base}/ws/<stream>` and `{base}/stream?streams=a/b`.
+    /// Futures websocket root: `{base}/public/…`, `{base}/market/…` (`/ws/<stream>` or `/stream?streams=a/b`), the
+    /// unrouted `{base}/ws/<stream>` (public streams only, everything with `legacy_routing`).
     pub fn futures_ws_url(&self) -> String {
         format!("ws://{}", self.addr)
     }
@@ -446,7 +444,8 @@ impl RunningExchange {
     pub fn spot_ws_url(&self) -> String {
         format!("ws://{}/spot", self.addr)
     }
-    /// User-data stream base (`{base}/ws/<listenKey>`): the futures base, as on Binance.
+    /// User-data stream root (`{base}/private/ws/<listenKey>`, `{base}/ws/<listenKey>` with `legacy_routing`): the
+    /// futures root, as on Binance.
     pub fn user_ws_url(&self) -> String {
         self.futures_ws_url()
     }
@@ -545,18 +544,25 @@ pub async fn serve_standalone(cfg: LocalExchangeConfig) -> Result<(), LocalExcha
     let ex = LocalExchange::start(cfg).await?;
     println!("premia local exchange (Binance USD-M protocol)");
     println!("  REST:                 {}", ex.rest_url());
-    println!(
-        "  futures streams:      {}/ws/<stream>  {}/stream?streams=a/b",
-        ex.futures_ws_url(),
-        ex.futures_ws_url()
-    );
+    let root = ex.futures_ws_url();
+    if ex.shared.cfg.legacy_routing {
+        println!("  futures streams:      {root}/ws/<stream>  {root}/stream?streams=a/b  (legacy routing)");
+    } else {
+        println!("  futures book streams: {root}/public/ws/<stream>  {root}/public/stream?streams=a/b");
+        println!("  futures market data:  {root}/market/ws/<stream>  {root}/market/stream?streams=a/b");
+    }
     println!(
         "  spot streams:         {}/ws/<stream>  {}/stream?streams=a/b",
         ex.spot_ws_url(),
         ex.spot_ws_url()
     );
+    let private = if ex.shared.cfg.legacy_routing {
+        ""
+    } else {
+        "/private"
+    };
     println!(
-        "  user-data stream:     {}/ws/<listenKey>",
+        "  user-data stream:     {}{private}/ws/<listenKey>",
         ex.user_ws_url()
     );
     if ex.keys().is_test_pair() {
@@ -566,7 +572,7 @@ pub async fn serve_standalone(cfg: LocalExchangeConfig) -> Result<(), LocalExcha
         println!("  API key:              (configured pair; not printed)");
     }
     println!(
-        "  replay starts when {} market stream(s) connect; Ctrl-C to stop",
+        "  replay starts when {} book-data stream(s) connect; Ctrl-C to stop",
         ex.shared.cfg.min_subscribers
     );
     let mut status = ex.replay_watch();

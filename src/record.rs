@@ -7,8 +7,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::binance::routing::Routing;
 use crate::binance::feed::{spawn_feed, FeedConfig, FeedEvent, RawFrame};
+use crate::binance::routing::Routing;
 use crate::clock::{system_clock, Clock};
 use crate::market::RecordWriter;
 use crate::model::Venue;

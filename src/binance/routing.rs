@@ -189,7 +189,10 @@ mod tests {
         ] {
             assert_eq!(ws_root(u), "wss://fstream.binance.com", "{u}");
         }
-        let s = vec!["btcusdt@markPrice@1s".to_string(), "btcusdt@forceOrder".into()];
+        let s = vec![
+            "btcusdt@markPrice@1s".to_string(),
+            "btcusdt@forceOrder".into(),
+        ];
         assert_eq!(
             combined_url("wss://x", Some(Route::Market), &s),
             "wss://x/market/stream?streams=btcusdt@markPrice@1s/btcusdt@forceOrder"

@@ -548,8 +548,12 @@ pub async fn serve_standalone(cfg: LocalExchangeConfig) -> Result<(), LocalExcha
     if ex.shared.cfg.legacy_routing {
         println!("  futures streams:      {root}/ws/<stream>  {root}/stream?streams=a/b  (legacy routing)");
     } else {
-        println!("  futures book streams: {root}/public/ws/<stream>  {root}/public/stream?streams=a/b");
-        println!("  futures market data:  {root}/market/ws/<stream>  {root}/market/stream?streams=a/b");
+        println!(
+            "  futures book streams: {root}/public/ws/<stream>  {root}/public/stream?streams=a/b"
+        );
+        println!(
+            "  futures market data:  {root}/market/ws/<stream>  {root}/market/stream?streams=a/b"
+        );
     }
     println!(
         "  spot streams:         {}/ws/<stream>  {}/stream?streams=a/b",

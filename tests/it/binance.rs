@@ -24,12 +24,12 @@ use premia::binance::error::BinanceError;
 use premia::binance::feed::{
     run_feed, DisconnectReason, FeedConfig, FeedEvent, FeedStatus, RawFrame,
 };
-use premia::binance::routing::Routing;
 use premia::binance::rest::{PositionMode, RestClient, RestConfig};
 use premia::binance::rest_wire::{
     Account, BalanceEntry, ErrorBody, ExchangeInfo, LeverageResponse, ListenKey, OrderResponse,
     OrderStatus, PositionRiskV2, PositionRiskV3, PositionSideDual, PremiumIndex, ServerTime,
 };
+use premia::binance::routing::Routing;
 use premia::binance::sign::{self, Credentials};
 use premia::binance::user_stream::{run_user_stream, UserStreamConfig};
 use premia::binance::user_wire::{self, parse_user_frame, UserEvent, UserFrame, STREAM_CONNECTED};

@@ -5,5 +5,6 @@ mod binance;
 mod live;
 mod local_exchange;
 mod parsers;
+mod routing;
 mod rules;
 mod store;

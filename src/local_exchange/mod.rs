@@ -25,6 +25,7 @@ mod render;
 mod replay;
 mod rest;
 mod server;
+mod streams;
 mod ws;
 
 pub use config::{ApiKeyPair, LocalExchangeConfig};

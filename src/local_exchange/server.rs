@@ -16,7 +16,7 @@ use super::account::{Account, ExecType, Execution};
 use super::config::{ApiKeyPair, LocalExchangeConfig};
 use super::error::LocalExchangeError;
 use super::recording::{Recording, SharedFrame};
-use super::{render, replay, rest, ws};
+use super::{render, replay, rest, streams, ws};
 use crate::binance::user_wire::ListenKeyExpired;
 use crate::binance::wire::encode;
 use crate::model::{Decimal, TsNs, NS_PER_MS};
@@ -124,6 +124,8 @@ pub(crate) struct Shared {
     frames_sent: AtomicU64,
     pub status: watch::Sender<ReplayStatus>,
     pub speed: watch::Sender<f64>,
+    /// The perp recording holds depth updates (else depth streams are derived from the touch).
+    pub recorded_depth: bool,
     pub start_now: Notify,
     /// Woken when the listen key changes (the expiry task re-reads its deadline).
     pub keys_changed: Notify,
@@ -362,6 +364,7 @@ impl LocalExchange {
                 loops: 0,
             }),
             speed: watch::Sender::new(cfg.speed),
+            recorded_depth: streams::recording_has_depth(&cfg.data),
             start_now: Notify::new(),
             keys_changed: Notify::new(),
             shutdown: shutdown.clone(),

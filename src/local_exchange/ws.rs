@@ -7,7 +7,8 @@
 //! - with `legacy_routing`: no routed paths (404), everything on the unrouted paths (user data on `/ws/<listenKey>`);
 //! - spot market streams: unrouted under `/spot` (`/spot/ws/<stream>`, `/spot/stream?streams=…`).
 //!
-//! Market subscribers get the recorded frames verbatim, only those of the streams they asked for, from a broadcast;
+//! Market subscribers get the recorded frames verbatim, only those of the streams they asked for, from a broadcast,
+//! plus the futures streams derived from them (depth, aggTrade, kline: see [`super::streams`]);
 //! one that falls more than `stream_buffer` frames behind is disconnected rather than slowing the replay.
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::error::ApiError;
 use super::recording::SharedFrame;
 use super::server::{Shared, UserMsg};
+use super::streams::Subscription;
 use crate::binance::routing::Route;
 use crate::model::Venue;
 
@@ -245,6 +247,8 @@ async fn market_stream(
 ) {
     let mut drop_rx = s.drop_market.subscribe();
     let mut ping = ping_timer();
+    let mut sub = Subscription::new(&streams, venue == Venue::Perp, s.recorded_depth);
+    let mut out = Vec::new();
     loop {
         tokio::select! {
             biased;
@@ -265,15 +269,17 @@ async fn market_stream(
             },
             r = rx.recv() => match r {
                 Ok(f) => {
-                    if f.venue != venue || !streams.iter().any(|x| x == f.stream()) {
+                    if f.venue != venue {
                         continue;
                     }
-                    let bytes = if combined { f.combined() } else { f.data() };
-                    let Ok(text) = Utf8Bytes::try_from(bytes) else {
-                        continue;
-                    };
-                    if sock.send(Message::Text(text)).await.is_err() {
-                        return;
+                    sub.on_frame(&f, combined, &mut out);
+                    for bytes in out.drain(..) {
+                        let Ok(text) = Utf8Bytes::try_from(bytes) else {
+                            continue;
+                        };
+                        if sock.send(Message::Text(text)).await.is_err() {
+                            return;
+                        }
                     }
                 }
                 Err(RecvError::Lagged(n)) => {

@@ -36,7 +36,15 @@ fn mark(ts: i64, p: &str) -> String {
     )
 }
 
-/// Three perp books with two mark prices between them (the last frame is a book), and one spot book.
+fn trade(ts: i64, id: i64, p: &str, q: &str, maker_buyer: bool) -> String {
+    format!(
+        "{ts} {{\"stream\":\"btcusdt@trade\",\"data\":{{\"e\":\"trade\",\"E\":{ms},\"T\":{ms},\"s\":\"BTCUSDT\",\"t\":{id},\"p\":\"{p}\",\"q\":\"{q}\",\"X\":\"MARKET\",\"m\":{maker_buyer}}}}}",
+        ms = ts / MS
+    )
+}
+
+/// Three perp books with two mark prices and three trades between them (the last frame is a book; the third trade
+/// falls in the next minute), and one spot book.
 struct Rec {
     _dir: tempfile::TempDir,
     perp: String,
@@ -48,9 +56,12 @@ fn recording() -> Rec {
     let perp = [
         book(T0, "60000.00", "60000.10"),
         mark(T0 + MS, "60000.05"),
+        trade(T0 + MS, 7, "60000.10", "0.010", false),
         book(T0 + 2 * MS, "60001.00", "60001.10"),
+        trade(T0 + 2 * MS, 8, "60000.00", "0.005", true),
         mark(T0 + 3 * MS, "60001.05"),
-        book(T0 + 4 * MS, "60002.00", "60002.10"),
+        trade(T0 + 50_000 * MS, 9, "60002.00", "0.001", false),
+        book(T0 + 50_001 * MS, "60002.00", "60002.10"),
     ];
     let spot = format!(
         "{T0} {{\"stream\":\"btcusdt@bookTicker\",\"data\":{{\"u\":5,\"s\":\"BTCUSDT\",\"b\":\"60050.00\",\"B\":\"1.0\",\"a\":\"60050.01\",\"A\":\"1.0\"}}}}\n"
@@ -93,6 +104,22 @@ async fn refused_status(url: &str) -> u16 {
         Err(e) => panic!("{url}: not an HTTP refusal: {e}"),
         Ok(_) => panic!("{url}: connected"),
     }
+}
+
+/// The next `n` text frames as JSON.
+async fn next_frames(ws: &mut Ws, n: usize) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("frame");
+        if let Message::Text(t) = msg {
+            out.push(serde_json::from_str(t.as_str()).unwrap());
+        }
+    }
+    out
 }
 
 /// The stream names of the next `n` text frames.
@@ -379,5 +406,125 @@ async fn a_silent_stream_gets_one_warning_naming_it_and_the_routing() {
     );
     cancel.cancel();
     task.await.unwrap();
+    ex.shutdown().await;
+}
+
+#[tokio::test]
+async fn derived_futures_streams_have_binance_payloads() {
+    let rec = recording();
+    let ex = exchange(&rec, false, 1).await;
+    let root = ex.futures_ws_url();
+    let mut market = connect(&format!(
+        "{root}/market/stream?streams=btcusdt@aggTrade/btcusdt@kline_1m"
+    ))
+    .await;
+    let mut public = connect(&format!(
+        "{root}/public/stream?streams=btcusdt@depth5@100ms/btcusdt@depth@100ms"
+    ))
+    .await;
+    // No depth in this recording: the touch as a one-level book, partial and diff.
+    let book = next_frames(&mut public, 6).await;
+    assert_eq!(book[0]["stream"], "btcusdt@depth5@100ms");
+    assert_eq!(book[0]["data"]["e"], "depthUpdate");
+    assert_eq!(
+        book[0]["data"]["b"],
+        serde_json::json!([["60000.00", "2.507"]])
+    );
+    assert_eq!(
+        book[0]["data"]["a"],
+        serde_json::json!([["60000.10", "2.510"]])
+    );
+    assert_eq!(book[1]["stream"], "btcusdt@depth@100ms");
+    // The second diff moves the touch: the old levels go (quantity 0), the update ids chain.
+    let d = &book[3]["data"];
+    assert_eq!(book[3]["stream"], "btcusdt@depth@100ms");
+    assert_eq!(
+        d["b"],
+        serde_json::json!([["60001.00", "2.507"], ["60000.00", "0"]])
+    );
+    assert_eq!(d["pu"], book[1]["data"]["u"]);
+
+    let m = next_frames(&mut market, 7).await;
+    let names: Vec<_> = m.iter().map(|f| f["stream"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "btcusdt@aggTrade",
+            "btcusdt@kline_1m",
+            "btcusdt@aggTrade",
+            "btcusdt@kline_1m",
+            "btcusdt@aggTrade",
+            "btcusdt@kline_1m",
+            "btcusdt@kline_1m"
+        ]
+    );
+    let agg = &m[0]["data"];
+    assert_eq!(
+        (&agg["e"], &agg["a"], &agg["p"], &agg["q"], &agg["m"]),
+        (
+            &serde_json::json!("aggTrade"),
+            &serde_json::json!(7),
+            &serde_json::json!("60000.10"),
+            &serde_json::json!("0.010"),
+            &serde_json::json!(false)
+        )
+    );
+    // The third trade opens the next minute: the first bar is sent closed, then the new one.
+    let closed = &m[5]["data"]["k"];
+    assert_eq!(closed["x"], true);
+    assert_eq!(closed["i"], "1m");
+    assert_eq!(
+        (closed["o"].as_str(), closed["h"].as_str()),
+        (Some("60000.10"), Some("60000.10"))
+    );
+    assert_eq!(
+        (closed["l"].as_str(), closed["c"].as_str()),
+        (Some("60000.00"), Some("60000.00"))
+    );
+    assert_eq!(
+        (closed["v"].as_str(), closed["n"].as_u64()),
+        (Some("0.015"), Some(2))
+    );
+    assert_eq!(closed["V"].as_str(), Some("0.01"));
+    assert_eq!(
+        (closed["f"].as_i64(), closed["L"].as_i64()),
+        (Some(7), Some(8))
+    );
+    let t = closed["t"].as_i64().unwrap();
+    assert_eq!((t % 60_000, closed["T"].as_i64()), (0, Some(t + 59_999)));
+    let open = &m[6]["data"]["k"];
+    assert_eq!(
+        (open["x"].as_bool(), open["n"].as_u64()),
+        (Some(false), Some(1))
+    );
+    assert_eq!(open["t"].as_i64(), Some(t + 60_000));
+    ex.replay_finished().await;
+    ex.shutdown().await;
+}
+
+#[tokio::test]
+async fn recorded_depth_updates_are_served_under_any_update_speed() {
+    let fixture = format!(
+        "perp:{}/tests/fixtures/market_data/usdm_btcusdt_20240808_head2000.gz",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let ex = LocalExchange::start(LocalExchangeConfig {
+        data: vec![fixture],
+        speed: 0.0,
+        min_subscribers: 1,
+        ..LocalExchangeConfig::default()
+    })
+    .await
+    .expect("starts");
+    // The capture holds `btcusdt@depth@0ms`; a client asking for the 100 ms stream gets those updates, raw.
+    let mut ws = connect(&format!(
+        "{}/public/ws/btcusdt@depth@100ms",
+        ex.futures_ws_url()
+    ))
+    .await;
+    let first = next_frames(&mut ws, 1).await.remove(0);
+    assert_eq!(first["e"], "depthUpdate");
+    assert_eq!(first["U"].as_i64(), Some(5_123_107_832_006));
+    assert_eq!(first["pu"].as_i64(), Some(5_123_107_831_937));
     ex.shutdown().await;
 }

@@ -528,3 +528,39 @@ async fn recorded_depth_updates_are_served_under_any_update_speed() {
     assert_eq!(first["pu"].as_i64(), Some(5_123_107_831_937));
     ex.shutdown().await;
 }
+
+#[test]
+fn shipped_configs_choose_the_routing_per_environment() {
+    use premia::config::Config;
+    let load = |name: &str| {
+        let path = format!("{}/config/{name}", env!("CARGO_MANIFEST_DIR"));
+        Config::parse(&std::fs::read_to_string(&path).unwrap(), &path).expect("valid config")
+    };
+    let demo = load("demo.toml");
+    assert_eq!(
+        (demo.feeds.futures_routing, demo.feeds.user_stream_routing),
+        (Routing::Routed, Routing::Routed)
+    );
+    let testnet = load("testnet.toml");
+    assert_eq!(
+        (
+            testnet.feeds.futures_routing,
+            testnet.feeds.user_stream_routing
+        ),
+        (Routing::Routed, Routing::Auto)
+    );
+    let default = load("default.toml");
+    assert_eq!(default.feeds.futures_routing, Routing::Routed);
+    assert_eq!(default.feeds.stream_silence_ns, 60_000_000_000);
+    // Unknown values are refused with the key named.
+    let bad = Config::parse(
+        "strategy = \"s.toml\"\n[feeds]\nfutures_routing = \"mixed\"\n",
+        "bad.toml",
+    )
+    .expect_err("refused");
+    let text = bad.to_string();
+    assert!(
+        text.contains("feeds.futures_routing") && text.contains("mixed"),
+        "{text}"
+    );
+}

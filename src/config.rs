@@ -71,7 +71,7 @@ pub enum ExchangeMode {
 pub struct ExchangeConfig {
     pub mode: ExchangeMode,
     pub rest_url: String,
-    /// Base of the user-data stream (`{ws_url}/ws/{listenKey}`).
+    /// Root of the user-data stream (`{ws_url}/private/ws/{listenKey}`; see `FeedsConfig::user_stream_routing`).
     pub ws_url: String,
     /// Names of the environment variables holding the key and secret (never the secrets themselves).
     pub api_key_env: String,

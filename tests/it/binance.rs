@@ -1264,6 +1264,8 @@ async fn user_stream_lifecycle_expiry_reconnect_keepalive() {
     .await;
     let rest = client(&base, 5_000);
     let mut cfg = UserStreamConfig::new(base.replace("http://", "ws://"));
+    // This mock serves the user stream on the legacy path (`/ws/<key>`).
+    cfg.routing = Routing::Legacy;
     cfg.silence_timeout = Duration::from_secs(4 * 3600);
     let (tx, mut rx) = mpsc::channel(16);
     let cancel = CancellationToken::new();

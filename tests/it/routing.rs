@@ -564,3 +564,94 @@ fn shipped_configs_choose_the_routing_per_environment() {
         "{text}"
     );
 }
+
+/// `premia exchange` (the real binary) with `args`: its printed URL lines and its address; the child is killed by
+/// the returned guard.
+struct Standalone {
+    child: std::process::Child,
+    lines: Vec<String>,
+    addr: String,
+}
+
+impl Drop for Standalone {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn standalone(extra: &[&str]) -> Standalone {
+    use std::io::BufRead;
+    let fixture = format!(
+        "perp:{}/tests/fixtures/market_data/usdm_btcusdt_20240808_head2000.gz",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_premia"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["exchange", "--data", &fixture, "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("premia exchange starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    while !lines
+        .iter()
+        .any(|l: &String| l.contains("user-data stream"))
+    {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("premia exchange prints its URLs");
+        lines.push(line);
+    }
+    let addr = lines
+        .iter()
+        .find_map(|l| l.split("http://").nth(1))
+        .expect("the REST URL")
+        .trim()
+        .to_string();
+    Standalone { child, lines, addr }
+}
+
+#[tokio::test]
+async fn premia_exchange_serves_routed_paths_or_with_legacy_routing_the_old_ones() {
+    let routed = standalone(&[]);
+    let text = routed.lines.join("\n");
+    assert!(
+        text.contains("/public/stream") && text.contains("/private/ws/<listenKey>"),
+        "{text}"
+    );
+    connect(&format!(
+        "ws://{}/market/ws/btcusdt@markPrice@1s",
+        routed.addr
+    ))
+    .await;
+
+    let legacy = standalone(&["--legacy-routing"]);
+    let text = legacy.lines.join("\n");
+    assert!(
+        text.contains("legacy routing") && !text.contains("/private"),
+        "{text}"
+    );
+    connect(&format!("ws://{}/ws/btcusdt@markPrice@1s", legacy.addr)).await;
+    assert_eq!(
+        refused_status(&format!(
+            "ws://{}/market/ws/btcusdt@markPrice@1s",
+            legacy.addr
+        ))
+        .await,
+        404
+    );
+}

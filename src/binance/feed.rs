@@ -312,15 +312,6 @@ async fn run_connection<E>(
                 watch.restart(Instant::now());
             }
             Ok((ws, _)) => {
-                tracing::info!(venue = venue.as_str(), %url, "market feed connected");
-                let status = FeedStatus::Connected {
-                    venue,
-                    route,
-                    ts: clock(),
-                };
-                if tx.send(E::from(status)).await.is_err() {
-                    return;
-                }
                 let ctx = SessionCtx {
                     cfg,
                     route,
@@ -328,27 +319,9 @@ async fn run_connection<E>(
                     tx: &tx,
                     cancel: &cancel,
                 };
-                match session(ws, &ctx, &mut raw_tap, &mut watch).await {
-                    SessionEnd::Cancelled | SessionEnd::ReceiverGone => return,
-                    SessionEnd::Disconnected { reason, had_data } => {
-                        tracing::warn!(venue = venue.as_str(), %url, ?reason, "market feed disconnected");
-                        if had_data {
-                            backoff.reset();
-                        }
-                        immediate = matches!(
-                            reason,
-                            DisconnectReason::ServerShutdown | DisconnectReason::MaxAge
-                        );
-                        let status = FeedStatus::Disconnected {
-                            venue,
-                            route,
-                            ts: clock(),
-                            reason,
-                        };
-                        if tx.send(E::from(status)).await.is_err() {
-                            return;
-                        }
-                    }
+                match run_session(ws, &ctx, &url, &mut raw_tap, &mut watch, &mut backoff).await {
+                    Some(at_once) => immediate = at_once,
+                    None => return,
                 }
             }
         }
@@ -360,6 +333,52 @@ async fn run_connection<E>(
             }
         }
     }
+}
+
+/// One established connection: announces it, runs its session, announces its end. `None`: stop the feed;
+/// `Some(immediate)`: reconnect (at once when `immediate`).
+async fn run_session<E, S>(
+    ws: S,
+    ctx: &SessionCtx<'_, E>,
+    url: &str,
+    raw_tap: &mut Option<mpsc::Sender<RawFrame>>,
+    watch: &mut StreamWatch,
+    backoff: &mut Backoff,
+) -> Option<bool>
+where
+    E: From<Received> + From<FeedStatus> + Send + 'static,
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+        + futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error>
+        + Unpin,
+{
+    let (venue, route) = (ctx.cfg.venue, ctx.route);
+    tracing::info!(venue = venue.as_str(), %url, "market feed connected");
+    let status = FeedStatus::Connected {
+        venue,
+        route,
+        ts: (ctx.clock)(),
+    };
+    ctx.tx.send(E::from(status)).await.ok()?;
+    let (reason, had_data) = match session(ws, ctx, raw_tap, watch).await {
+        SessionEnd::Cancelled | SessionEnd::ReceiverGone => return None,
+        SessionEnd::Disconnected { reason, had_data } => (reason, had_data),
+    };
+    tracing::warn!(venue = venue.as_str(), %url, ?reason, "market feed disconnected");
+    if had_data {
+        backoff.reset();
+    }
+    let immediate = matches!(
+        reason,
+        DisconnectReason::ServerShutdown | DisconnectReason::MaxAge
+    );
+    let status = FeedStatus::Disconnected {
+        venue,
+        route,
+        ts: (ctx.clock)(),
+        reason,
+    };
+    ctx.tx.send(E::from(status)).await.ok()?;
+    Some(immediate)
 }
 
 /// Far enough to never fire while a feed runs.

@@ -185,9 +185,12 @@ impl FeedStatus {
             Some(r) => format!("the routed {r} connection"),
             None => "the unrouted connection".to_string(),
         };
+        let hint = match venue {
+            Venue::Spot => "spot streams are not routed".to_string(),
+            Venue::Perp => format!("routing: {routing}; check [feeds] futures_routing"),
+        };
         Some(format!(
-            "{} stream {stream} sent nothing for {} s on {conn} (routing: {routing}) although the connection is up; \
-             check [feeds] futures_routing",
+            "{} stream {stream} sent nothing for {} s on {conn} although the connection is up ({hint})",
             venue.as_str(),
             silent_for.as_secs()
         ))

@@ -1,7 +1,8 @@
 //! What one websocket subscriber of the local exchange receives for each replayed frame: recorded frames of the
 //! streams it named, verbatim; and, for futures streams a recording does not hold under that name, frames derived
 //! from it with Binance's payloads — diff depth under any update speed (`<s>@depth`, `@depth@100ms`, …: the recorded
-//! depth updates where the recording has them, else the touch as a one-level book), partial depth
+//! depth updates where the recording has them, else the touch as a one-level book), `markPrice` under any update
+//! speed (the recorded mark prices), partial depth
 //! (`@depth5/10/20`: the touch as a one-level book), `aggTrade` (one per recorded trade) and `kline_<interval>`
 //! (aggregated from the recorded trades).
 
@@ -29,9 +30,11 @@ struct Want {
 enum Kind {
     /// Only recorded frames of this name.
     Exact,
-    /// Diff depth: recorded `<s>@depth…` updates renamed, or the touch as a one-level book.
+    /// Recorded `<s>@<base>` frames at any update speed (`@depth@0ms` for `@depth@100ms`, `@markPrice@1s` for
+    /// `@markPrice`), renamed.
+    AnySpeed(&'static str),
+    /// Diff depth from the touch as a one-level book (the recording has no depth updates).
     Depth {
-        recorded: bool,
         prev: Option<Touch>,
     },
     /// Partial depth: the touch as a one-level book.
@@ -77,10 +80,9 @@ impl Subscription {
                 let kind = parts.next().unwrap_or("");
                 let kind = match kind {
                     _ if !derive => Kind::Exact,
-                    "depth" => Kind::Depth {
-                        recorded: recorded_depth,
-                        prev: None,
-                    },
+                    "depth" if recorded_depth => Kind::AnySpeed("depth"),
+                    "depth" => Kind::Depth { prev: None },
+                    "markPrice" => Kind::AnySpeed("markPrice"),
                     "depth5" | "depth10" | "depth20" => Kind::Partial,
                     "aggTrade" => Kind::AggTrade,
                     k => match k.strip_prefix("kline_").and_then(interval_ms) {
@@ -123,14 +125,16 @@ impl Subscription {
             let kind = &stream[w.prefix.len()..];
             let source = match &w.kind {
                 Kind::Exact => false,
-                Kind::Depth { recorded: true, .. } => kind == "depth" || kind.starts_with("depth@"),
+                Kind::AnySpeed(base) => kind
+                    .strip_prefix(base)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('@')),
                 Kind::Depth { .. } | Kind::Partial => kind == "bookTicker",
                 Kind::AggTrade | Kind::Kline { .. } => kind == "trade",
             };
             if !source {
                 continue;
             }
-            if let Kind::Depth { recorded: true, .. } = w.kind {
+            if let Kind::AnySpeed(_) = w.kind {
                 push(out, &w.name, frame.data_str(), combined);
                 continue;
             }
@@ -206,7 +210,7 @@ fn derive(kind: &mut Kind, data: &Value) -> Vec<Value> {
             "T": i(data, "T"), "m": data["m"].as_bool().unwrap_or(false),
         })],
         Kind::Kline { interval, ms, bar } => kline(interval, *ms, bar, data),
-        Kind::Exact => Vec::new(),
+        Kind::Exact | Kind::AnySpeed(_) => Vec::new(),
     }
 }
 

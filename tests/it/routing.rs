@@ -228,6 +228,7 @@ async fn each_route_serves_only_its_streams_and_unrouted_connections_only_public
         "{root}/market/stream?streams=btcusdt@markPrice@1s/btcusdt@bookTicker"
     ))
     .await;
+    let mut market3s = connect(&format!("{root}/market/ws/btcusdt@markPrice")).await;
     let mut unrouted = connect(&format!(
         "{root}/stream?streams=btcusdt@markPrice@1s/btcusdt@bookTicker"
     ))
@@ -244,6 +245,12 @@ async fn each_route_serves_only_its_streams_and_unrouted_connections_only_public
     assert_eq!(
         next_streams(&mut market, 2).await,
         vec!["btcusdt@markPrice@1s".to_string(); 2]
+    );
+    // The recorded 1 s mark prices also serve a client asking for the 3 s stream (raw payloads here).
+    let marks = next_frames(&mut market3s, 2).await;
+    assert!(
+        marks.iter().all(|m| m["e"] == "markPriceUpdate"),
+        "{marks:?}"
     );
     ex.replay_finished().await;
     ex.shutdown().await;

@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
+use crate::binance::routing::Routing;
 use crate::model::{SymbolFilters, TsNs};
 use crate::risk::RiskLimits;
 
@@ -88,6 +89,12 @@ pub struct FeedsConfig {
     pub futures_ws_url: String,
     /// Reconnect when a feed is silent this long.
     pub silence_timeout_ns: TsNs,
+    /// USD-M market-stream routing (`futures_routing`: routed, legacy or auto).
+    pub futures_routing: Routing,
+    /// USD-M user-data stream routing (`user_stream_routing`), for `exchange.ws_url`.
+    pub user_stream_routing: Routing,
+    /// Warn once when a subscribed stream pushes nothing this long although its connection is up.
+    pub stream_silence_ns: TsNs,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -284,7 +291,7 @@ pub const KEYS: &[Key] = &[
     key("", "strategy", Kind::Path, None, "", "strategy file to trade, e.g. \"strategies/premium_divergence.toml\""),
     key("exchange", "mode", Kind::Choice(&["local", "binance"]), Some("local"), "", "premia's local exchange on 127.0.0.1, or a real Binance endpoint (testnet, demo trading)"),
     key("exchange", "rest_url", HTTP, Some(""), "", "REST base; required when mode = \"binance\""),
-    key("exchange", "ws_url", WS, Some(""), "", "user-data stream base (`{ws_url}/ws/{listenKey}`); required when mode = \"binance\""),
+    key("exchange", "ws_url", WS, Some(""), "", "user-data stream root (`{ws_url}/private/ws/{listenKey}`, or `/ws/{listenKey}` with `feeds.user_stream_routing = \"legacy\"`); required when mode = \"binance\""),
     key("exchange", "api_key_env", Kind::Text, Some("BINANCE_TESTNET_API_KEY"), "env var name", "environment variable holding the API key (never put keys in files)"),
     key("exchange", "api_secret_env", Kind::Text, Some("BINANCE_TESTNET_API_SECRET"), "env var name", "environment variable holding the API secret"),
     key("exchange", "recv_window_ms", Kind::Int { min: 1, max: 60_000 }, Some("5000"), "ms", "how long a signed request stays valid"),
@@ -293,6 +300,9 @@ pub const KEYS: &[Key] = &[
     key("feeds", "spot_ws_url", WS, Some(""), "", "spot market-data stream base (the signal; may be mainnet while orders go to testnet); required when mode = \"binance\", empty in local mode"),
     key("feeds", "futures_ws_url", WS, Some(""), "", "USD-M market-data stream base; required when mode = \"binance\", empty in local mode"),
     key("feeds", "silence_timeout", Kind::Duration, Some("30s"), "", "reconnect a feed that sent nothing for this long"),
+    key("feeds", "futures_routing", Kind::Choice(&["routed", "legacy", "auto"]), Some("routed"), "", "USD-M market streams: `routed` = Binance's 2026 entry points (`/public` for book data, `/market` for the rest, one connection each); `legacy` = one unrouted `/stream?streams=…` connection (pre-2026 servers); `auto` = routed, falling back to legacy when a routed handshake is refused"),
+    key("feeds", "user_stream_routing", Kind::Choice(&["routed", "legacy", "auto"]), Some("routed"), "", "user-data stream under `exchange.ws_url`: `routed` = `/private/ws/<listenKey>`, `legacy` = `/ws/<listenKey>`, `auto` = routed with fallback to legacy"),
+    key("feeds", "stream_silence", Kind::Duration, Some("60s"), "", "warn once (log, status, summary) when a subscribed stream pushes nothing this long although its connection is up"),
     key("local", "data", Kind::Paths, Some(""), "", "recordings the local exchange replays; required when mode = \"local\""),
     key("local", "speed", Kind::Float, Some("10"), "×", "replay speed: 1 = real time, 0 = as fast as possible"),
     key("local", "listen", Kind::Addr, Some("127.0.0.1:0"), "", "where the local exchange listens (port 0 = any free port)"),
@@ -587,6 +597,10 @@ impl Values {
             _ => 0,
         }
     }
+    /// A routing choice (the table's `Choice` already rejected anything else).
+    fn routing(&self, path: &str) -> Routing {
+        self.text(path).parse().unwrap_or(Routing::Routed)
+    }
 }
 
 /// Walks a TOML table, collecting problems instead of stopping at the first.
@@ -692,6 +706,9 @@ impl Reader<'_> {
                 spot_ws_url: v.text("feeds.spot_ws_url"),
                 futures_ws_url: v.text("feeds.futures_ws_url"),
                 silence_timeout_ns: v.ns("feeds.silence_timeout"),
+                futures_routing: v.routing("feeds.futures_routing"),
+                user_stream_routing: v.routing("feeds.user_stream_routing"),
+                stream_silence_ns: v.ns("feeds.stream_silence"),
             },
             local: LocalConfig {
                 data: v.list("local.data"),

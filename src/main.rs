@@ -137,6 +137,10 @@ struct ExchangeArgs {
     /// Start the recording over when it ends.
     #[arg(long = "loop")]
     loop_replay: bool,
+    /// Serve the pre-2026 websocket paths (every futures stream and the user stream on `/ws/…`, `/stream?…`)
+    /// instead of Binance's routing (`/public`, `/market`, `/private`), for clients not yet migrated.
+    #[arg(long)]
+    legacy_routing: bool,
     /// Config for fees, filters and the starting balance (default: config/default.toml).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -414,6 +418,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 shutdown: tokio_util::sync::CancellationToken::new(),
                 clock: None,
             };
+            let routing = config.feeds.futures_routing;
             let stamp = fresh_stamp();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -425,7 +430,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         stop.cancel();
                     }
                 });
-                premia::record::record(opts, &stamp).await
+                premia::record::record_with_routing(opts, &stamp, routing).await
             })?;
             println!(
                 "recorded {} spot frames to {}\nrecorded {} perp frames to {}",
@@ -456,6 +461,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 maker_fee: config.fees.maker_rate,
                 filters: config.filters.clone(),
                 loop_replay: a.loop_replay,
+                legacy_routing: a.legacy_routing,
                 ..premia::local_exchange::LocalExchangeConfig::default()
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()

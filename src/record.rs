@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::binance::feed::{spawn_feed, FeedConfig, FeedEvent, RawFrame};
+use crate::binance::routing::Routing;
 use crate::clock::{system_clock, Clock};
 use crate::market::RecordWriter;
 use crate::model::Venue;
@@ -93,6 +94,15 @@ pub fn file_names(dir: &Path, symbol: &str, stamp: &str, gzip: bool) -> (PathBuf
 
 /// Records until `duration` passes or `shutdown` is cancelled.
 pub async fn record(opts: RecordOptions, stamp: &str) -> Result<RecordSummary, RecordError> {
+    record_with_routing(opts, stamp, Routing::Routed).await
+}
+
+/// [`record`] with the USD-M streams connected the `routing` way (`[feeds] futures_routing`).
+pub async fn record_with_routing(
+    opts: RecordOptions,
+    stamp: &str,
+    routing: Routing,
+) -> Result<RecordSummary, RecordError> {
     std::fs::create_dir_all(&opts.out_dir).map_err(|source| RecordError::Create {
         path: opts.out_dir.display().to_string(),
         source,
@@ -114,7 +124,7 @@ pub async fn record(opts: RecordOptions, stamp: &str) -> Result<RecordSummary, R
             cancel.clone(),
         ),
         spawn_feed(
-            FeedConfig::perp(opts.futures_ws_url.clone(), &opts.symbol),
+            FeedConfig::perp(opts.futures_ws_url.clone(), &opts.symbol).with_routing(routing),
             clock,
             ev_tx,
             Some(perp_tx),

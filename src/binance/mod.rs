@@ -8,6 +8,7 @@ pub mod feed;
 pub mod market_wire;
 pub mod rest;
 pub mod rest_wire;
+pub mod routing;
 pub mod sign;
 pub mod user_stream;
 pub mod user_wire;

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::backoff::Backoff;
 use super::error::BinanceError;
 use super::rest::RestClient;
+use super::routing::{is_refused_route, user_url, Route, Routing};
 use super::user_wire::{parse_user_frame, UserEvent, STREAM_CONNECTED};
 
 /// User-data stream settings.
@@ -19,6 +20,8 @@ use super::user_wire::{parse_user_frame, UserEvent, STREAM_CONNECTED};
 pub struct UserStreamConfig {
     /// Websocket base: `wss://fstream.binance.com`, `wss://stream.binancefuture.com`, `ws://127.0.0.1:PORT`, …
     pub ws_url: String,
+    /// USD-M routing: `/private/ws/<key>` (routed, auto) or `/ws/<key>` (legacy).
+    pub routing: Routing,
     /// Listen-key keep-alive period (Binance: keys expire 60 min after the last keep-alive).
     pub keepalive_every: Duration,
     /// No frame (data or ping) for this long → reconnect. Binance pings every 3 minutes.
@@ -31,6 +34,7 @@ impl UserStreamConfig {
     pub fn new(ws_url: impl Into<String>) -> Self {
         UserStreamConfig {
             ws_url: ws_url.into(),
+            routing: Routing::Routed,
             keepalive_every: Duration::from_secs(30 * 60),
             silence_timeout: Duration::from_secs(10 * 60),
             backoff_min: Duration::from_millis(250),
@@ -38,11 +42,15 @@ impl UserStreamConfig {
         }
     }
 
-    /// `{ws_url}/ws/{listen_key}`.
+    /// `{ws_url}/private/ws/{listen_key}` (routed, auto) or `{ws_url}/ws/{listen_key}` (legacy).
     pub fn url(&self, listen_key: &str) -> String {
-        let base = self.ws_url.trim().trim_end_matches('/');
-        let base = base.strip_suffix("/ws").unwrap_or(base);
-        format!("{base}/ws/{listen_key}")
+        self.url_with(listen_key, self.routing == Routing::Legacy)
+    }
+
+    /// The URL of `listen_key`, on the unrouted legacy path when `legacy` (`auto` after a refused routed handshake).
+    pub fn url_with(&self, listen_key: &str, legacy: bool) -> String {
+        let route = (!legacy).then_some(Route::Private);
+        user_url(&self.ws_url, route, listen_key)
     }
 }
 
@@ -73,6 +81,7 @@ pub async fn run_user_stream(
 ) {
     let mut backoff = Backoff::new(cfg.backoff_min, cfg.backoff_max);
     let mut listen_key: Option<String> = None;
+    let mut legacy = cfg.routing == Routing::Legacy;
     loop {
         if cancel.is_cancelled() {
             break;
@@ -101,10 +110,16 @@ pub async fn run_user_stream(
         };
         let connected = tokio::select! {
             _ = cancel.cancelled() => break,
-            r = tokio_tungstenite::connect_async(cfg.url(&key)) => r,
+            r = tokio_tungstenite::connect_async(cfg.url_with(&key, legacy)) => r,
         };
         let ws = match connected {
             Ok((ws, _)) => ws,
+            Err(e) if cfg.routing == Routing::Auto && !legacy && is_refused_route(&e) => {
+                tracing::warn!(error = error_kind(&e),
+                    "user stream: /private refused; falling back to the legacy path (routing = auto)");
+                legacy = true;
+                continue;
+            }
             Err(e) => {
                 // The error text may include the URL, which carries the listen key: log only its kind.
                 tracing::warn!(error = error_kind(&e), "user stream: connect failed");

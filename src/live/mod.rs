@@ -319,6 +319,8 @@ async fn start_local_exchange(
         symbol: symbol.to_string(),
         filters: cfg.filters.clone(),
         min_subscribers: 2,
+        // The feeds' legacy mode needs the old paths served; routed and auto work against mainnet routing.
+        legacy_routing: cfg.feeds.futures_routing == crate::binance::routing::Routing::Legacy,
         ..LocalExchangeConfig::default()
     };
     type Ready = Result<(LocalInfo, watch::Receiver<ReplayStatus>), LiveError>;
@@ -467,6 +469,8 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
     ] {
         let fc = FeedConfig {
             silence_timeout: silence,
+            routing: cfg.feeds.futures_routing,
+            stream_silence: Duration::from_nanos(cfg.feeds.stream_silence_ns.max(1) as u64),
             ..fc
         };
         tasks.push(spawn_feed(
@@ -480,7 +484,10 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
     let (user_tx, mut user_rx) = mpsc::channel::<UserEvent>(1024);
     tasks.push(spawn_user_stream(
         rest.clone(),
-        UserStreamConfig::new(ep.user_ws_url.clone()),
+        UserStreamConfig {
+            routing: cfg.feeds.user_stream_routing,
+            ..UserStreamConfig::new(ep.user_ws_url.clone())
+        },
         user_tx,
         cancel.clone(),
     ));
@@ -639,6 +646,8 @@ pub async fn run(opts: LiveOptions) -> Result<LiveSummary, LiveError> {
             Some(Inbound::Feed(FeedStatus::Connected { venue, .. })) => {
                 tracing::info!(venue = venue.as_str(), "feed connected")
             }
+            // The feed has logged the warning; status and summary do not show it yet.
+            Some(Inbound::Feed(FeedStatus::StreamSilent { .. })) => {}
             None => {}
         }
         for a in actions.drain(..) {

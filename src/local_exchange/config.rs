@@ -76,7 +76,8 @@ pub struct LocalExchangeConfig {
     pub symbol: String,
     pub filters: SymbolFilters,
     pub max_leverage: u32,
-    /// The replay starts once this many market-stream websockets are open (0 = at once).
+    /// The replay starts once this many websockets carrying book data (spot streams, futures `bookTicker`/`depth*`)
+    /// are open (0 = at once).
     pub min_subscribers: usize,
     /// Start the recording over when it ends (virtual time keeps increasing).
     pub loop_replay: bool,
@@ -87,6 +88,9 @@ pub struct LocalExchangeConfig {
     pub listen_key_ttl: Duration,
     /// Seeded fault injection (none by default).
     pub faults: FaultPlan,
+    /// Serve the pre-2026 websocket paths: every futures stream and the user stream on the unrouted `/ws/…` and
+    /// `/stream?…`, no `/public`, `/market`, `/private` (default: Binance's routing, as mainnet).
+    pub legacy_routing: bool,
 }
 
 impl Default for LocalExchangeConfig {
@@ -107,6 +111,7 @@ impl Default for LocalExchangeConfig {
             stream_buffer: 16_384,
             listen_key_ttl: Duration::from_secs(60 * 60),
             faults: FaultPlan::default(),
+            legacy_routing: false,
         }
     }
 }

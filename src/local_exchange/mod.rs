@@ -3,10 +3,12 @@
 //! URL layout (one port serves everything):
 //! - REST: `http://HOST:PORT/fapi/...` — the Binance paths, parameters, JSON (the `binance::rest_wire` types) and
 //!   error codes;
-//! - futures market streams: `ws://HOST:PORT/ws/<stream>` and `ws://HOST:PORT/stream?streams=a/b`;
+//! - futures market streams, routed as Binance USD-M since 2026: `ws://HOST:PORT/public/…` (book data),
+//!   `ws://HOST:PORT/market/…` (other market data), each as `/ws/<stream>` or `/stream?streams=a/b`; the unrouted
+//!   `ws://HOST:PORT/ws/<stream>` carries public streams only (everything with `legacy_routing`);
 //! - spot market streams: the same under `/spot` (`ws://HOST:PORT/spot/stream?streams=…`), so the spot base URL
 //!   is `ws://HOST:PORT/spot`;
-//! - user-data stream: `ws://HOST:PORT/ws/<listenKey>` (a path segment without `@` is a listen key).
+//! - user-data stream: `ws://HOST:PORT/private/ws/<listenKey>` (`/ws/<listenKey>` with `legacy_routing`).
 //!
 //! Clocks: fills, order and event times use the replay's virtual clock (the receive time of the last replayed
 //! frame); `/fapi/v1/time` and the `timestamp`/`recvWindow` check use the wall clock; replay pacing and listen-key
@@ -24,6 +26,7 @@ mod render;
 mod replay;
 mod rest;
 mod server;
+mod streams;
 mod ws;
 
 pub use config::{ApiKeyPair, LocalExchangeConfig};

@@ -16,7 +16,7 @@ use super::account::{Account, ExecType, Execution};
 use super::config::{ApiKeyPair, LocalExchangeConfig};
 use super::error::LocalExchangeError;
 use super::recording::{Recording, SharedFrame};
-use super::{render, replay, rest, ws};
+use super::{render, replay, rest, streams, ws};
 use crate::binance::user_wire::ListenKeyExpired;
 use crate::binance::wire::encode;
 use crate::model::{Decimal, TsNs, NS_PER_MS};
@@ -124,6 +124,8 @@ pub(crate) struct Shared {
     frames_sent: AtomicU64,
     pub status: watch::Sender<ReplayStatus>,
     pub speed: watch::Sender<f64>,
+    /// The perp recording holds depth updates (else depth streams are derived from the touch).
+    pub recorded_depth: bool,
     pub start_now: Notify,
     /// Woken when the listen key changes (the expiry task re-reads its deadline).
     pub keys_changed: Notify,
@@ -364,6 +366,7 @@ impl LocalExchange {
                 loops: 0,
             }),
             speed: watch::Sender::new(cfg.speed),
+            recorded_depth: streams::recording_has_depth(&cfg.data),
             start_now: Notify::new(),
             keys_changed: Notify::new(),
             shutdown: shutdown.clone(),
@@ -418,10 +421,7 @@ fn router(shared: Arc<Shared>) -> Router {
                 .put(rest::listen_key_keep)
                 .delete(rest::listen_key_delete),
         )
-        .route("/ws/{stream}", get(ws::futures_raw))
-        .route("/stream", get(ws::futures_combined))
-        .route("/spot/ws/{stream}", get(ws::spot_raw))
-        .route("/spot/stream", get(ws::spot_combined))
+        .merge(ws::routes(shared.cfg.legacy_routing))
         .fallback(rest::not_found)
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
@@ -445,7 +445,8 @@ impl RunningExchange {
     pub fn rest_url(&self) -> String {
         format!("http://{}", self.addr)
     }
-    /// Futures market-stream base: `{base}/ws/<stream>` and `{base}/stream?streams=a/b`.
+    /// Futures websocket root: `{base}/public/…`, `{base}/market/…` (`/ws/<stream>` or `/stream?streams=a/b`), the
+    /// unrouted `{base}/ws/<stream>` (public streams only, everything with `legacy_routing`).
     pub fn futures_ws_url(&self) -> String {
         format!("ws://{}", self.addr)
     }
@@ -453,7 +454,8 @@ impl RunningExchange {
     pub fn spot_ws_url(&self) -> String {
         format!("ws://{}/spot", self.addr)
     }
-    /// User-data stream base (`{base}/ws/<listenKey>`): the futures base, as on Binance.
+    /// User-data stream root (`{base}/private/ws/<listenKey>`, `{base}/ws/<listenKey>` with `legacy_routing`): the
+    /// futures root, as on Binance.
     pub fn user_ws_url(&self) -> String {
         self.futures_ws_url()
     }
@@ -573,18 +575,29 @@ pub async fn serve_standalone(cfg: LocalExchangeConfig) -> Result<(), LocalExcha
     let ex = LocalExchange::start(cfg).await?;
     println!("premia local exchange (Binance USD-M protocol)");
     println!("  REST:                 {}", ex.rest_url());
-    println!(
-        "  futures streams:      {}/ws/<stream>  {}/stream?streams=a/b",
-        ex.futures_ws_url(),
-        ex.futures_ws_url()
-    );
+    let root = ex.futures_ws_url();
+    if ex.shared.cfg.legacy_routing {
+        println!("  futures streams:      {root}/ws/<stream>  {root}/stream?streams=a/b  (legacy routing)");
+    } else {
+        println!(
+            "  futures book streams: {root}/public/ws/<stream>  {root}/public/stream?streams=a/b"
+        );
+        println!(
+            "  futures market data:  {root}/market/ws/<stream>  {root}/market/stream?streams=a/b"
+        );
+    }
     println!(
         "  spot streams:         {}/ws/<stream>  {}/stream?streams=a/b",
         ex.spot_ws_url(),
         ex.spot_ws_url()
     );
+    let private = if ex.shared.cfg.legacy_routing {
+        ""
+    } else {
+        "/private"
+    };
     println!(
-        "  user-data stream:     {}/ws/<listenKey>",
+        "  user-data stream:     {}{private}/ws/<listenKey>",
         ex.user_ws_url()
     );
     if ex.keys().is_test_pair() {
@@ -599,7 +612,7 @@ pub async fn serve_standalone(cfg: LocalExchangeConfig) -> Result<(), LocalExcha
         println!("  faults (seed {}):     {}", plan.seed, rates.join(","));
     }
     println!(
-        "  replay starts when {} market stream(s) connect; Ctrl-C to stop",
+        "  replay starts when {} book-data stream(s) connect; Ctrl-C to stop",
         ex.shared.cfg.min_subscribers
     );
     let mut status = ex.replay_watch();

@@ -29,6 +29,7 @@ use premia::binance::rest_wire::{
     Account, BalanceEntry, ErrorBody, ExchangeInfo, LeverageResponse, ListenKey, OrderResponse,
     OrderStatus, PositionRiskV2, PositionRiskV3, PositionSideDual, PremiumIndex, ServerTime,
 };
+use premia::binance::routing::Routing;
 use premia::binance::sign::{self, Credentials};
 use premia::binance::user_stream::{run_user_stream, UserStreamConfig};
 use premia::binance::user_wire::{self, parse_user_frame, UserEvent, UserFrame, STREAM_CONNECTED};
@@ -1263,6 +1264,8 @@ async fn user_stream_lifecycle_expiry_reconnect_keepalive() {
     .await;
     let rest = client(&base, 5_000);
     let mut cfg = UserStreamConfig::new(base.replace("http://", "ws://"));
+    // This mock serves the user stream on the legacy path (`/ws/<key>`).
+    cfg.routing = Routing::Legacy;
     cfg.silence_timeout = Duration::from_secs(4 * 3600);
     let (tx, mut rx) = mpsc::channel(16);
     let cancel = CancellationToken::new();
@@ -1364,15 +1367,15 @@ fn is_quote(ev: &FeedEvent, ts: i64) -> bool {
 
 #[test]
 fn feed_urls_are_combined_streams() {
-    let c = FeedConfig::perp("wss://fstream.binance.com/", "BTCUSDT");
+    let c = FeedConfig::perp("wss://fstream.binance.com/", "BTCUSDT").with_routing(Routing::Legacy);
     assert_eq!(
-        c.url(),
-        "wss://fstream.binance.com/stream?streams=btcusdt@bookTicker/btcusdt@markPrice@1s/btcusdt@forceOrder"
+        c.urls(),
+        ["wss://fstream.binance.com/stream?streams=btcusdt@bookTicker/btcusdt@markPrice@1s/btcusdt@forceOrder"]
     );
     let c = FeedConfig::spot("ws://127.0.0.1:9000/ws", "BTCUSDT");
     assert_eq!(
-        c.url(),
-        "ws://127.0.0.1:9000/stream?streams=btcusdt@bookTicker"
+        c.urls(),
+        ["ws://127.0.0.1:9000/stream?streams=btcusdt@bookTicker"]
     );
 }
 
@@ -1383,7 +1386,7 @@ async fn feed_answers_ping_stamps_frames_and_taps_raw() {
     let (tx, mut rx) = mpsc::channel::<FeedEvent>(16);
     let (raw_tx, mut raw_rx) = mpsc::channel::<RawFrame>(16);
     let cancel = CancellationToken::new();
-    let cfg = FeedConfig::perp(&srv.url, "BTCUSDT");
+    let cfg = FeedConfig::perp(&srv.url, "BTCUSDT").with_routing(Routing::Legacy);
     let task = tokio::spawn(run_feed(cfg, clock, tx, Some(raw_tx), cancel.clone()));
 
     let (path, mut ws) = srv.conns.recv().await.unwrap();
@@ -1436,7 +1439,7 @@ async fn feed_reconnects_after_the_server_drops_and_on_server_shutdown() {
     let (clock, now) = test_clock();
     let (tx, mut rx) = mpsc::channel::<FeedEvent>(16);
     let cancel = CancellationToken::new();
-    let cfg = FeedConfig::perp(&srv.url, "BTCUSDT");
+    let cfg = FeedConfig::perp(&srv.url, "BTCUSDT").with_routing(Routing::Legacy);
     let task = tokio::spawn(run_feed(cfg, clock, tx, None, cancel.clone()));
 
     // Connection 1: one quote, then the server drops the socket.
@@ -1480,6 +1483,7 @@ async fn feed_reconnects_after_the_server_drops_and_on_server_shutdown() {
         next_feed(&mut rx).await,
         FeedEvent::Status(FeedStatus::Disconnected {
             venue: Venue::Perp,
+            route: None,
             ts: 2,
             reason: DisconnectReason::ServerShutdown
         })
@@ -1506,8 +1510,10 @@ async fn feed_detects_silence_and_reconnects_before_the_24h_cut() {
     let (clock, now) = test_clock();
     let (tx, mut rx) = mpsc::channel::<FeedEvent>(16);
     let cancel = CancellationToken::new();
-    let mut cfg = FeedConfig::perp(&srv.url, "BTCUSDT");
+    let mut cfg = FeedConfig::perp(&srv.url, "BTCUSDT").with_routing(Routing::Legacy);
     cfg.silence_timeout = Duration::from_secs(10);
+    // Only book tickers are sent here: the per-stream warning about markPrice is not this test's subject.
+    cfg.stream_silence = Duration::from_secs(48 * 3600);
     let task = tokio::spawn(run_feed(cfg, clock, tx, None, cancel.clone()));
 
     // Silence: the server accepts and says nothing.

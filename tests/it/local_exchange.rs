@@ -97,6 +97,19 @@ async fn start(rec: &Recording, min_subscribers: usize, speed: f64) -> RunningEx
     .expect("local exchange starts")
 }
 
+/// [`start`] serving the pre-2026 paths (book and mark on one unrouted connection, user data on `/ws/<key>`).
+async fn start_legacy(rec: &Recording, min_subscribers: usize, speed: f64) -> RunningExchange {
+    LocalExchange::start(LocalExchangeConfig {
+        data: vec![rec.perp_path.clone(), rec.spot_path.clone()],
+        speed,
+        min_subscribers,
+        legacy_routing: true,
+        ..LocalExchangeConfig::default()
+    })
+    .await
+    .expect("local exchange starts")
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -424,7 +437,7 @@ async fn order_filters_margin_and_duplicates_are_rejected() {
 #[tokio::test]
 async fn market_order_fills_at_replayed_touch_and_reduce_only_close_realises_pnl() {
     let rec = recording();
-    let ex = start(&rec, 1, 1.0).await;
+    let ex = start_legacy(&rec, 1, 1.0).await;
     assert_eq!(ex.replay_status().phase, ReplayPhase::Waiting);
     let c = Signed::new(&ex);
 
@@ -638,7 +651,7 @@ async fn faults_lost_response_5xx_dropped_streams_and_expired_listen_key() {
 
     // Expired listen key: listenKeyExpired, stream closed, keep-alive refused.
     let key = c.listen_key().await;
-    let mut user = connect(&format!("{}/ws/{key}", ex.user_ws_url())).await;
+    let mut user = connect(&format!("{}/private/ws/{key}", ex.user_ws_url())).await;
     ex.inject(Fault::ExpireListenKey);
     let e = next_json(&mut user).await;
     assert_eq!(e["e"], "listenKeyExpired");
@@ -654,7 +667,7 @@ async fn faults_lost_response_5xx_dropped_streams_and_expired_listen_key() {
     assert_eq!(code(&b), -1125);
     // An unknown key cannot open a user stream.
     assert!(
-        tokio_tungstenite::connect_async(format!("{}/ws/{key}", ex.user_ws_url()))
+        tokio_tungstenite::connect_async(format!("{}/private/ws/{key}", ex.user_ws_url()))
             .await
             .is_err()
     );
@@ -667,7 +680,7 @@ async fn listen_key_expires_after_an_hour_without_keep_alive() {
     let ex = start(&rec, 1, 1.0).await;
     let c = Signed::new(&ex);
     let key = c.listen_key().await;
-    let mut user = connect(&format!("{}/ws/{key}", ex.user_ws_url())).await;
+    let mut user = connect(&format!("{}/private/ws/{key}", ex.user_ws_url())).await;
     // Paused clock: the hour passes as soon as everything is idle.
     let text = next_text_within(&mut user, Duration::from_secs(2 * 3600)).await;
     let e: Value = serde_json::from_str(&text.expect("listenKeyExpired")).unwrap();
@@ -807,6 +820,8 @@ async fn real_recording_is_replayed_verbatim_in_order_and_orders_fill_at_its_las
         data: vec![fixture(perp_file), fixture(spot_file)],
         speed: 0.0,
         min_subscribers: 2,
+        // Book and trades on one connection, as before the 2026 routing.
+        legacy_routing: true,
         ..LocalExchangeConfig::default()
     })
     .await

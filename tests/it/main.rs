@@ -7,6 +7,7 @@ mod fuzz;
 mod live;
 mod local_exchange;
 mod parsers;
+mod routing;
 mod rules;
 mod secrets;
 mod soak;

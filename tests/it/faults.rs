@@ -372,13 +372,13 @@ async fn user_stream_closes_stall_and_listen_key_expiry() {
         (FaultKind::UserClose1008, CloseCode::Policy),
     ] {
         let key = new_key().await;
-        let mut ws = connect(&format!("{}/ws/{key}", ex.user_ws_url())).await;
+        let mut ws = connect(&format!("{}/private/ws/{key}", ex.user_ws_url())).await;
         ex.arm_fault(kind);
         assert_eq!(close_code(next_msg(&mut ws).await), Some(code), "{kind}");
     }
 
     let key = new_key().await;
-    let mut ws = connect(&format!("{}/ws/{key}", ex.user_ws_url())).await;
+    let mut ws = connect(&format!("{}/private/ws/{key}", ex.user_ws_url())).await;
     ex.arm_fault(FaultKind::UserStall);
     counted(&ex, FaultKind::UserStall, 1).await;
     let t0 = Instant::now();

@@ -403,6 +403,11 @@ impl Account {
             .ok_or_else(ApiError::no_such_order)
     }
 
+    /// Every order ever placed, oldest first (`/allOrders`).
+    pub fn all_orders(&self) -> impl Iterator<Item = &Order> {
+        self.orders.values()
+    }
+
     pub fn open_orders(&self, symbol: Option<&str>) -> Result<Vec<&Order>, ApiError> {
         if let Some(s) = symbol {
             self.check_symbol(s)?;

@@ -18,10 +18,14 @@
 pub mod account;
 pub mod config;
 pub mod error;
+pub mod history;
+pub mod market;
 pub mod recording;
 mod render;
 mod replay;
 mod rest;
+mod rest_account;
+mod rest_market;
 mod server;
 mod ws;
 

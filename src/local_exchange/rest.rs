@@ -14,21 +14,21 @@ use super::error::ApiError;
 use super::render;
 use super::server::{wall_ms, Shared};
 use crate::binance::rest_wire::{
-    ErrorBody, ExchangeInfo, LeverageResponse, ListenKey, PositionSideDual, RateLimit, ServerTime,
-    SymbolInfo,
+    ErrorBody, LeverageResponse, ListenKey, PositionSideDual, ServerTime,
 };
 use crate::binance::sign;
 use crate::model::{Decimal, OrderType, Side};
 
-type St = State<Arc<Shared>>;
+pub(crate) type St = State<Arc<Shared>>;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let status = self.status();
         let body = ErrorBody {
             code: i64::from(self.code),
             msg: self.msg.into_owned(),
         };
-        (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+        (status, axum::Json(body)).into_response()
     }
 }
 
@@ -99,11 +99,11 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
-    fn req(&self, name: &str) -> Result<&str, ApiError> {
+    pub(crate) fn req(&self, name: &str) -> Result<&str, ApiError> {
         self.get(name).ok_or_else(|| ApiError::mandatory(name))
     }
 
-    fn decimal(&self, name: &str) -> Result<Option<Decimal>, ApiError> {
+    pub(crate) fn decimal(&self, name: &str) -> Result<Option<Decimal>, ApiError> {
         match self.get(name) {
             None => Ok(None),
             Some(v) => v
@@ -113,7 +113,7 @@ impl Params {
         }
     }
 
-    fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
+    pub(crate) fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
         match self.get(name) {
             None => Ok(None),
             Some(v) => v
@@ -123,7 +123,7 @@ impl Params {
         }
     }
 
-    fn flag(&self, name: &str) -> Result<bool, ApiError> {
+    pub(crate) fn flag(&self, name: &str) -> Result<bool, ApiError> {
         match self.get(name) {
             None => Ok(false),
             Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
@@ -133,7 +133,7 @@ impl Params {
     }
 
     /// The signed payload: query + body (no separator, as Binance), without the signature.
-    fn payload(&self) -> String {
+    pub(crate) fn payload(&self) -> String {
         let mut p = without_signature(&self.query);
         p.push_str(&without_signature(&self.body));
         p
@@ -141,7 +141,7 @@ impl Params {
 }
 
 /// What a signed request must show.
-fn api_key_check(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn api_key_check(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
     let key = headers
         .get("X-MBX-APIKEY")
         .and_then(|v| v.to_str().ok())
@@ -155,7 +155,11 @@ fn api_key_check(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn signed_check(shared: &Shared, headers: &HeaderMap, p: &Params) -> Result<(), ApiError> {
+pub(crate) fn signed_check(
+    shared: &Shared,
+    headers: &HeaderMap,
+    p: &Params,
+) -> Result<(), ApiError> {
     api_key_check(shared, headers)?;
     let signature = p.req("signature")?;
     let ts = p
@@ -179,7 +183,12 @@ fn signed_check(shared: &Shared, headers: &HeaderMap, p: &Params) -> Result<(), 
 }
 
 /// Adds the usage headers Binance sends.
-fn with_usage(shared: &Shared, weight: u32, order: bool, mut resp: Response) -> Response {
+pub(crate) fn with_usage(
+    shared: &Shared,
+    weight: u32,
+    order: bool,
+    mut resp: Response,
+) -> Response {
     let (w, o) = shared.use_weight(weight, order);
     let h = resp.headers_mut();
     h.insert("X-MBX-USED-WEIGHT-1M", HeaderValue::from(w));
@@ -189,18 +198,23 @@ fn with_usage(shared: &Shared, weight: u32, order: bool, mut resp: Response) -> 
     resp
 }
 
-fn json<T: serde::Serialize>(v: &T) -> Response {
+pub(crate) fn json<T: serde::Serialize>(v: &T) -> Response {
     axum::Json(v).into_response()
 }
 
-fn finish(shared: &Shared, weight: u32, order: bool, r: Result<Response, ApiError>) -> Response {
+pub(crate) fn finish(
+    shared: &Shared,
+    weight: u32,
+    order: bool,
+    r: Result<Response, ApiError>,
+) -> Response {
     let resp = r.unwrap_or_else(IntoResponse::into_response);
     with_usage(shared, weight, order, resp)
 }
 
 /// A signed endpoint: its parameters (query + body), the key, signature and timestamp checks, then `f`; usage
 /// headers on every answer, errors included.
-fn signed(
+pub(crate) fn signed(
     s: &Shared,
     headers: &HeaderMap,
     q: Option<String>,
@@ -237,26 +251,6 @@ pub(crate) async fn time(State(s): St) -> Response {
             server_time: wall_ms(),
         })),
     )
-}
-
-pub(crate) async fn exchange_info(State(s): St) -> Response {
-    let rl = |t: &str, i: &str, n: u32, l: u32| RateLimit {
-        rate_limit_type: t.to_string(),
-        interval: i.to_string(),
-        interval_num: n,
-        limit: l,
-    };
-    let info = ExchangeInfo {
-        timezone: "UTC".to_string(),
-        server_time: wall_ms(),
-        rate_limits: vec![
-            rl("REQUEST_WEIGHT", "MINUTE", 1, 2400),
-            rl("ORDERS", "MINUTE", 1, 1200),
-            rl("ORDERS", "SECOND", 10, 300),
-        ],
-        symbols: vec![SymbolInfo::from_filters(&s.cfg.symbol, &s.cfg.filters)],
-    };
-    finish(&s, 1, false, Ok(json(&info)))
 }
 
 fn parse_side(p: &Params) -> Result<Side, ApiError> {
@@ -464,7 +458,7 @@ pub(crate) async fn open_orders(
     finish(&s, weight, false, r)
 }
 
-fn symbol_filter(s: &Shared, p: &Params) -> Result<(), ApiError> {
+pub(crate) fn symbol_filter(s: &Shared, p: &Params) -> Result<(), ApiError> {
     match p.get("symbol") {
         Some(sym) if sym != s.cfg.symbol => Err(ApiError::bad_symbol()),
         _ => Ok(()),

@@ -15,8 +15,10 @@ use tokio_util::sync::CancellationToken;
 use super::account::{Account, ExecType, Execution};
 use super::config::{ApiKeyPair, LocalExchangeConfig};
 use super::error::LocalExchangeError;
+use super::history::History;
+use super::market::MarketData;
 use super::recording::{Recording, SharedFrame};
-use super::{render, replay, rest, ws};
+use super::{render, replay, rest, rest_account, rest_market, ws};
 use crate::binance::user_wire::ListenKeyExpired;
 use crate::binance::wire::encode;
 use crate::model::{Decimal, TsNs, NS_PER_MS};
@@ -128,6 +130,10 @@ pub(crate) struct Shared {
     /// Woken when the listen key changes (the expiry task re-reads its deadline).
     pub keys_changed: Notify,
     pub shutdown: CancellationToken,
+    /// Market data for the REST endpoints (the replay writes, handlers read).
+    market: Mutex<MarketData>,
+    /// Fills and income, booked as executions are published.
+    history: Mutex<History>,
 }
 
 pub(crate) fn wall_ms() -> i64 {
@@ -138,6 +144,14 @@ pub(crate) fn wall_ms() -> i64 {
 }
 
 impl Shared {
+    pub(crate) fn market(&self) -> MutexGuard<'_, MarketData> {
+        self.market.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn history(&self) -> MutexGuard<'_, History> {
+        self.history.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(crate) fn core(&self) -> MutexGuard<'_, Core> {
         // A panic while holding the lock cannot leave the account half-updated in a way worse than stopping;
         // keep serving with the state as it is.
@@ -182,6 +196,7 @@ impl Shared {
     /// Publishes executions on the user stream: ORDER_TRADE_UPDATE each, then one ACCOUNT_UPDATE if any traded.
     /// Called with the core locked so events leave in the order they happened.
     pub(crate) fn publish(&self, core: &Core, execs: &[Execution]) {
+        self.history().record(execs);
         let mut traded = false;
         let mut change = Decimal::ZERO;
         let mut last_ms = 0;
@@ -365,6 +380,8 @@ impl LocalExchange {
             start_now: Notify::new(),
             keys_changed: Notify::new(),
             shutdown: shutdown.clone(),
+            market: Mutex::new(MarketData::default()),
+            history: Mutex::new(History::default()),
             cfg,
         });
         let app = router(shared.clone());
@@ -391,7 +408,41 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/fapi/v1/ping", get(rest::ping))
         .route("/fapi/v1/time", get(rest::time))
-        .route("/fapi/v1/exchangeInfo", get(rest::exchange_info))
+        .route("/fapi/v1/exchangeInfo", get(rest_market::exchange_info))
+        .route("/fapi/v1/ticker/24hr", get(rest_market::ticker_24h))
+        .route("/fapi/v1/ticker/price", get(rest_market::ticker_price))
+        .route("/fapi/v2/ticker/price", get(rest_market::ticker_price))
+        .route("/fapi/v1/ticker/bookTicker", get(rest_market::book_ticker))
+        .route("/fapi/v1/depth", get(rest_market::depth))
+        .route("/fapi/v1/klines", get(rest_market::klines))
+        .route("/fapi/v1/continuousKlines", get(rest_market::klines))
+        .route("/fapi/v1/markPriceKlines", get(rest_market::klines))
+        .route("/fapi/v1/indexPriceKlines", get(rest_market::klines))
+        .route("/fapi/v1/aggTrades", get(rest_market::agg_trades))
+        .route("/fapi/v1/trades", get(rest_market::agg_trades))
+        .route("/fapi/v1/premiumIndex", get(rest_market::premium_index))
+        .route("/fapi/v1/fundingRate", get(rest_market::funding_rate))
+        .route("/fapi/v1/openInterest", get(rest_market::open_interest))
+        .route("/fapi/v1/allOrders", get(rest_account::all_orders))
+        .route("/fapi/v1/userTrades", get(rest_account::user_trades))
+        .route("/fapi/v1/income", get(rest_account::income))
+        .route(
+            "/fapi/v1/leverageBracket",
+            get(rest_account::leverage_bracket),
+        )
+        .route(
+            "/fapi/v2/leverageBracket",
+            get(rest_account::leverage_bracket),
+        )
+        .route(
+            "/fapi/v1/commissionRate",
+            get(rest_account::commission_rate),
+        )
+        .route("/fapi/v1/marginType", post(rest_account::margin_type))
+        .route(
+            "/fapi/v1/multiAssetsMargin",
+            get(rest_account::multi_assets_margin),
+        )
         .route(
             "/fapi/v1/order",
             post(rest::new_order)
@@ -406,9 +457,14 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/fapi/v2/positionRisk", get(rest::position_risk_v2))
         .route("/fapi/v3/positionRisk", get(rest::position_risk_v3))
         .route("/fapi/v2/balance", get(rest::balance))
+        .route("/fapi/v3/balance", get(rest::balance))
         .route("/fapi/v2/account", get(rest::account))
+        .route("/fapi/v3/account", get(rest::account))
         .route("/fapi/v1/leverage", post(rest::leverage))
-        .route("/fapi/v1/positionSide/dual", get(rest::position_side))
+        .route(
+            "/fapi/v1/positionSide/dual",
+            get(rest::position_side).post(rest_account::set_position_side),
+        )
         .route(
             "/fapi/v1/listenKey",
             post(rest::listen_key_new)

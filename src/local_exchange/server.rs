@@ -596,6 +596,29 @@ pub struct AccountSnapshot {
     pub open_orders: usize,
 }
 
+/// Python that points ccxt's `binanceusdm` at this exchange and prints a ticker. The public test pair is written
+/// out; a configured pair is read from `PREMIA_EXCHANGE_API_KEY` / `PREMIA_EXCHANGE_SECRET` in the snippet.
+pub fn ccxt_snippet(rest_url: &str, ws_url: &str, keys: &ApiKeyPair) -> String {
+    let creds = if keys.is_test_pair() {
+        format!("'apiKey': '{}', 'secret': '{}'", keys.api_key, keys.secret)
+    } else {
+        "'apiKey': os.environ['PREMIA_EXCHANGE_API_KEY'], 'secret': os.environ['PREMIA_EXCHANGE_SECRET']"
+            .to_string()
+    };
+    format!(
+        "import os, ccxt
+ex = ccxt.binanceusdm({{{creds},
+    'options': {{'fetchMarkets': ['linear'], 'fetchCurrencies': False, 'adjustForTimeDifference': False}}}})
+for api, path in [('fapiPublic', '/fapi/v1'), ('fapiPublicV2', '/fapi/v2'), ('fapiPublicV3', '/fapi/v3'),
+                  ('fapiPrivate', '/fapi/v1'), ('fapiPrivateV2', '/fapi/v2'), ('fapiPrivateV3', '/fapi/v3')]:
+    ex.urls['api'][api] = '{rest_url}' + path
+ex.urls['api']['ws']['linear'] = '{ws_url}/ws'  # ccxt.pro
+# ccxt picks Binance USD-M's error classes by host name: use them for this host too.
+ex.exceptions['exact'].update(ex.exceptions['linear']['exact'])
+print(ex.fetch_ticker('BTC/USDT:USDT'))"
+    )
+}
+
 /// `premia exchange`: starts the exchange, prints its URLs and test key pair, serves until Ctrl-C.
 pub async fn serve_standalone(cfg: LocalExchangeConfig) -> Result<(), LocalExchangeError> {
     let ex = LocalExchange::start(cfg).await?;
@@ -621,6 +644,9 @@ pub async fn serve_standalone(cfg: LocalExchangeConfig) -> Result<(), LocalExcha
     } else {
         println!("  API key:              (configured pair; not printed)");
     }
+    println!();
+    println!("ccxt (Python), ready to paste:");
+    println!("{}", ccxt_snippet(&ex.rest_url(), &ex.futures_ws_url(), ex.keys()));
     println!(
         "  replay starts when {} market stream(s) connect; Ctrl-C to stop",
         ex.shared.cfg.min_subscribers

@@ -2,6 +2,7 @@
 
 mod backtest;
 mod binance;
+mod ccxt;
 mod live;
 mod local_exchange;
 mod parsers;

@@ -384,6 +384,8 @@ impl LocalExchange {
             history: Mutex::new(History::default()),
             cfg,
         });
+        let funded_ms = shared.now() / NS_PER_MS;
+        shared.core().account.set_funded_at(funded_ms);
         let app = router(shared.clone());
         let token = shutdown.clone();
         let server = tokio::spawn(async move {

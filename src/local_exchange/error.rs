@@ -178,7 +178,9 @@ impl ApiError {
     pub fn illegal_chars(param: &str) -> Self {
         ApiError {
             code: -1100,
-            msg: Cow::Owned(format!("Illegal characters found in parameter '{param}'.")),
+            msg: Cow::Owned(format!(
+                "Illegal characters found in parameter '{param}'; legal range is '^[\\.A-Z\\:/a-z0-9_-]{{1,36}}$'."
+            )),
         }
     }
     pub fn not_required(param: &str) -> Self {

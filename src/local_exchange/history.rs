@@ -99,3 +99,69 @@ impl History {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::local_exchange::account::{Order, TimeInForce};
+    use crate::model::{OrderState, OrderType};
+
+    fn exec(exec: ExecType, fee: i64, realized: i64) -> Execution {
+        Execution {
+            order: Order {
+                order_id: 7,
+                client_id: "c".into(),
+                symbol: "BTCUSDT".into(),
+                side: Side::Sell,
+                order_type: OrderType::Market,
+                tif: TimeInForce::Gtc,
+                orig_qty: Decimal::ONE,
+                price: Decimal::ZERO,
+                reduce_only: false,
+                status: OrderState::Filled,
+                executed_qty: Decimal::ONE,
+                cum_quote: Decimal::from(100),
+                avg_price: Decimal::from(100),
+                time_ms: 5,
+                update_ms: 5,
+            },
+            exec,
+            last_qty: Decimal::ONE,
+            last_price: Decimal::from(100),
+            fee: Decimal::from(fee),
+            trade_id: 3,
+            realized: Decimal::from(realized),
+            maker: false,
+            ts_ms: 5,
+        }
+    }
+
+    #[test]
+    fn fills_book_pnl_and_commission() {
+        let mut h = History::default();
+        h.record(&[
+            exec(ExecType::New, 0, 0),
+            exec(ExecType::Trade, 2, 10),
+            exec(ExecType::Trade, 1, 0),
+        ]);
+        assert_eq!(h.fills.len(), 2);
+        assert_eq!((h.fills[0].order_id, h.fills[0].trade_id), (7, 3));
+        let rows: Vec<_> = h
+            .income
+            .iter()
+            .map(|i| (i.kind, i.amount, i.tran_id))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (IncomeKind::RealizedPnl, Decimal::from(10), 1),
+                (IncomeKind::Commission, Decimal::from(-2), 2),
+                (IncomeKind::Commission, Decimal::from(-1), 3),
+            ]
+        );
+        assert_eq!(
+            IncomeKind::parse("COMMISSION"),
+            Some(IncomeKind::Commission)
+        );
+    }
+}

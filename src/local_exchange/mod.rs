@@ -32,6 +32,6 @@ mod ws;
 pub use config::{ApiKeyPair, LocalExchangeConfig};
 pub use error::{ApiError, LocalExchangeError};
 pub use server::{
-    ccxt_snippet, serve_standalone, AccountSnapshot, Fault, LocalExchange, ReplayPhase, ReplayStatus,
-    RunningExchange,
+    ccxt_snippet, serve_standalone, AccountSnapshot, Fault, LocalExchange, ReplayPhase,
+    ReplayStatus, RunningExchange,
 };

@@ -289,6 +289,15 @@ fn parse_new_order(p: &Params) -> Result<(NewOrder, bool), ApiError> {
     if order_type == OrderType::Limit && price.is_none() {
         return Err(ApiError::mandatory("price"));
     }
+    if order_type == OrderType::Market && price.is_some() {
+        return Err(ApiError::not_required("price"));
+    }
+    if let Some(c) = p.get("newClientOrderId") {
+        let legal = |b: u8| b.is_ascii_alphanumeric() || b".:/_-".contains(&b);
+        if c.len() <= 36 && !c.bytes().all(legal) {
+            return Err(ApiError::illegal_chars("newClientOrderId"));
+        }
+    }
     let ack = match p.get("newOrderRespType") {
         None | Some("ACK") => true,
         Some("RESULT") => false,
@@ -629,6 +638,37 @@ mod tests {
             &q.payload(),
             q.get("signature").unwrap()
         ));
+    }
+
+    fn order_params(q: &str) -> Result<(NewOrder, bool), ApiError> {
+        parse_new_order(&Params::new(Some(q.into()), &Bytes::new()))
+    }
+
+    #[test]
+    fn order_parameters_are_refused_as_binance_refuses_them() {
+        let code = |q: &str| order_params(q).map(|_| ()).unwrap_err().code;
+        assert_eq!(
+            code("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.01&price=60000"),
+            -1106
+        );
+        assert_eq!(
+            code("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.01&newClientOrderId=a%20b"),
+            -1100
+        );
+        assert_eq!(
+            code("symbol=BTCUSDT&side=BUY&type=STOP_MARKET&quantity=0.01"),
+            -1116
+        );
+        assert_eq!(
+            code("symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=0.01&price=1"),
+            -1102
+        );
+        let (o, ack) = order_params(
+            "symbol=BTCUSDT&side=SELL&type=MARKET&quantity=0.01&newClientOrderId=x-1:a/b.c_d",
+        )
+        .unwrap();
+        assert_eq!(o.client_id.as_deref(), Some("x-1:a/b.c_d"));
+        assert!(ack);
     }
 
     #[test]

@@ -614,7 +614,8 @@ ex = ccxt.binanceusdm({{{creds},
 for api, path in [('fapiPublic', '/fapi/v1'), ('fapiPublicV2', '/fapi/v2'), ('fapiPublicV3', '/fapi/v3'),
                   ('fapiPrivate', '/fapi/v1'), ('fapiPrivateV2', '/fapi/v2'), ('fapiPrivateV3', '/fapi/v3')]:
     ex.urls['api'][api] = '{rest_url}' + path
-ex.urls['api']['ws']['linear'] = '{ws_url}/ws'  # ccxt.pro
+if 'ws' in ex.urls['api']:  # ccxt.pro
+    ex.urls['api']['ws']['linear'] = '{ws_url}/ws'
 # ccxt picks Binance USD-M's error classes by host name: use them for this host too.
 ex.exceptions['exact'].update(ex.exceptions['linear']['exact'])
 print(ex.fetch_ticker('BTC/USDT:USDT'))"
@@ -648,7 +649,10 @@ pub async fn serve_standalone(cfg: LocalExchangeConfig) -> Result<(), LocalExcha
     }
     println!();
     println!("ccxt (Python), ready to paste:");
-    println!("{}", ccxt_snippet(&ex.rest_url(), &ex.futures_ws_url(), ex.keys()));
+    println!(
+        "{}",
+        ccxt_snippet(&ex.rest_url(), &ex.futures_ws_url(), ex.keys())
+    );
     println!(
         "  replay starts when {} market stream(s) connect; Ctrl-C to stop",
         ex.shared.cfg.min_subscribers

@@ -1,14 +1,19 @@
 //! ccxt, the client most crypto bots are built on, trading on the local exchange over loopback: the python script
 //! `tests/ccxt/ccxt_check.py` drives ccxt's `binanceusdm` (pinned in `tests/ccxt/requirements.txt`, installed from
 //! PyPI into a venv under the target directory, created here when `.ci/run` has not) against an in-process
-//! exchange replaying the bundled 2024-08-08 recording.
+//! exchange replaying the bundled 2024-08-08 recording. The same endpoints are also checked without ccxt, against
+//! the shapes of Binance's own payloads (tests/fixtures/docs).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use premia::binance::sign;
 use premia::local_exchange::{ccxt_snippet, LocalExchange, LocalExchangeConfig, RunningExchange};
+use premia::model::Decimal;
+use serde_json::Value;
 
 const MANIFEST: &str = env!("CARGO_MANIFEST_DIR");
 /// The checks `ccxt_check.py` runs without websockets.
@@ -68,7 +73,9 @@ async fn exchange(speed: f64, loop_replay: bool) -> RunningExchange {
         min_subscribers: 0,
         ..LocalExchangeConfig::default()
     };
-    LocalExchange::start(cfg).await.expect("local exchange starts")
+    LocalExchange::start(cfg)
+        .await
+        .expect("local exchange starts")
 }
 
 /// Runs the script against `ex`; returns its stdout lines.
@@ -138,5 +145,215 @@ async fn ccxt_pro_watchers_on_the_local_exchange() {
             "{name}: {lines:#?}"
         );
     }
+    ex.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The same endpoints without ccxt: Binance's shapes, checked against Binance's own payloads.
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{MANIFEST}/tests/fixtures/docs/futures/rest/{name}");
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("fixture json")
+}
+
+fn keys_of(v: &Value) -> BTreeSet<String> {
+    v.as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+async fn get(ex: &RunningExchange, path_and_query: &str) -> (u16, Value) {
+    let r = reqwest::get(format!("{}{path_and_query}", ex.rest_url()))
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.expect("json body"))
+}
+
+/// A signed request with the exchange's keys (or `secret` instead of its secret).
+async fn signed(
+    ex: &RunningExchange,
+    method: reqwest::Method,
+    path: &str,
+    params: &[(&str, &str)],
+    secret: Option<&str>,
+) -> (u16, Value) {
+    let mut q = String::new();
+    for (k, v) in params {
+        sign::push_param(&mut q, k, v);
+    }
+    let ts = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_millis();
+    sign::push_param(&mut q, "timestamp", &ts.to_string());
+    let sig = sign::sign(secret.unwrap_or(&ex.keys().secret), &q);
+    sign::push_param(&mut q, "signature", &sig);
+    let r = reqwest::Client::new()
+        .request(method, format!("{}{path}?{q}", ex.rest_url()))
+        .header("X-MBX-APIKEY", &ex.keys().api_key)
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.expect("json body"))
+}
+
+async fn finished_exchange() -> RunningExchange {
+    let ex = exchange(0.0, false).await;
+    tokio::time::timeout(Duration::from_secs(120), ex.replay_finished())
+        .await
+        .expect("replay finishes");
+    ex
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_info_lists_every_field_binance_lists() {
+    let ex = finished_exchange().await;
+    let (status, info) = get(&ex, "/fapi/v1/exchangeInfo").await;
+    assert_eq!(status, 200);
+    let real = fixture("REAL_2021-07_fapi_v1_exchangeInfo_BTCUSDT_only.json");
+    assert!(keys_of(&info).is_superset(&keys_of(&real)), "{info}");
+    let (ours, theirs) = (&info["symbols"][0], &real["symbols"][0]);
+    let missing: Vec<_> = keys_of(theirs)
+        .difference(&keys_of(ours))
+        .cloned()
+        .collect();
+    assert!(missing.is_empty(), "symbol fields missing: {missing:?}");
+    let types = |s: &Value| -> BTreeSet<String> {
+        s["filters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| f["filterType"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(types(ours), types(theirs));
+    assert_eq!(ours["orderTypes"], serde_json::json!(["LIMIT", "MARKET"]));
+    assert_eq!(ours["timeInForce"], theirs["timeInForce"]);
+    assert_eq!(ours["filters"][0]["tickSize"], "0.10");
+    assert_eq!(info["assets"][0]["asset"], "USDT");
+    ex.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn market_data_in_binance_shapes() {
+    let ex = finished_exchange().await;
+    let (_, t) = get(&ex, "/fapi/v1/ticker/24hr?symbol=BTCUSDT").await;
+    assert!(t["lastPrice"].is_string() && t["volume"].is_string(), "{t}");
+    assert!(t["count"].as_u64().unwrap_or(0) > 0, "{t}");
+    let (_, all) = get(&ex, "/fapi/v1/ticker/price").await;
+    assert_eq!(all[0]["symbol"], "BTCUSDT");
+    let (_, bt) = get(&ex, "/fapi/v1/ticker/bookTicker?symbol=BTCUSDT").await;
+    let (bid, ask): (Decimal, Decimal) = (
+        bt["bidPrice"].as_str().unwrap().parse().unwrap(),
+        bt["askPrice"].as_str().unwrap().parse().unwrap(),
+    );
+    assert!(bid < ask, "{bt}");
+    let (_, depth) = get(&ex, "/fapi/v1/depth?symbol=BTCUSDT&limit=5").await;
+    assert_eq!(depth["bids"][0][0], bt["bidPrice"]);
+    assert_eq!(depth["asks"][0][0], bt["askPrice"]);
+    let (_, k) = get(&ex, "/fapi/v1/klines?symbol=BTCUSDT&interval=1m&limit=3").await;
+    let rows = k.as_array().expect("klines array");
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0].as_array().map(Vec::len), Some(12));
+    assert!(rows[0][1].is_string() && rows[0][0].is_i64() && rows[0][8].is_u64());
+    assert_eq!(
+        rows[1][0].as_i64().unwrap() - rows[0][0].as_i64().unwrap(),
+        60_000
+    );
+    let (_, aggs) = get(&ex, "/fapi/v1/aggTrades?symbol=BTCUSDT&limit=2").await;
+    assert_eq!(aggs.as_array().map(Vec::len), Some(2));
+    assert!(aggs[0]["p"].is_string() && aggs[0]["m"].is_boolean());
+    let (_, pi) = get(&ex, "/fapi/v1/premiumIndex?symbol=BTCUSDT").await;
+    let real = fixture("futures_GET_fapi_v1_premiumIndex_response.json");
+    assert_eq!(keys_of(&pi), keys_of(&real));
+    let (_, fr) = get(&ex, "/fapi/v1/fundingRate?symbol=BTCUSDT").await;
+    assert!(fr.is_array());
+    // Errors as Binance gives them.
+    let (s, e) = get(&ex, "/fapi/v1/klines?symbol=BTCUSDT&interval=7m").await;
+    assert_eq!((s, e["code"].as_i64()), (400, Some(-1120)));
+    let (s, e) = get(&ex, "/fapi/v1/depth?symbol=ETHUSDT").await;
+    assert_eq!((s, e["code"].as_i64()), (400, Some(-1121)));
+    let (s, e) = get(&ex, "/fapi/v1/nothingHere").await;
+    assert_eq!((s, e["code"].as_i64()), (404, Some(-1099)));
+    ex.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_settings_and_key_errors() {
+    use reqwest::Method;
+    let ex = finished_exchange().await;
+    let buy = [
+        ("symbol", "BTCUSDT"),
+        ("side", "BUY"),
+        ("type", "MARKET"),
+        ("quantity", "0.002"),
+    ];
+    let (s, o) = signed(&ex, Method::POST, "/fapi/v1/order", &buy, None).await;
+    assert_eq!(s, 200, "{o}");
+    let sym = [("symbol", "BTCUSDT")];
+    let (_, trades) = signed(&ex, Method::GET, "/fapi/v1/userTrades", &sym, None).await;
+    assert_eq!(trades.as_array().map(Vec::len), Some(1), "{trades}");
+    assert_eq!(trades[0]["orderId"], o["orderId"]);
+    assert_eq!(
+        (trades[0]["buyer"].as_bool(), trades[0]["maker"].as_bool()),
+        (Some(true), Some(false))
+    );
+    let fee = trades[0]["commission"]
+        .as_str()
+        .unwrap()
+        .parse::<Decimal>()
+        .unwrap();
+    assert!(fee > Decimal::ZERO);
+    let (_, income) = signed(&ex, Method::GET, "/fapi/v1/income", &[], None).await;
+    assert_eq!(income[0]["incomeType"], "COMMISSION");
+    assert_eq!(
+        income[0]["income"]
+            .as_str()
+            .unwrap()
+            .parse::<Decimal>()
+            .unwrap(),
+        -fee
+    );
+    let (_, orders) = signed(&ex, Method::GET, "/fapi/v1/allOrders", &sym, None).await;
+    assert_eq!(orders[0]["status"], "FILLED");
+    let (_, b) = signed(&ex, Method::GET, "/fapi/v1/leverageBracket", &sym, None).await;
+    assert_eq!(b["brackets"][0]["initialLeverage"].as_u64(), Some(20));
+    let (_, c) = signed(&ex, Method::GET, "/fapi/v1/commissionRate", &sym, None).await;
+    assert_eq!(c["takerCommissionRate"], "0.0005");
+    for path in [
+        "/fapi/v3/account",
+        "/fapi/v3/balance",
+        "/fapi/v3/positionRisk",
+    ] {
+        let (s, v) = signed(&ex, Method::GET, path, &[], None).await;
+        assert_eq!(s, 200, "{path}: {v}");
+    }
+    let cross = [("symbol", "BTCUSDT"), ("marginType", "CROSSED")];
+    let (s, e) = signed(&ex, Method::POST, "/fapi/v1/marginType", &cross, None).await;
+    assert_eq!((s, e["code"].as_i64()), (400, Some(-4046)));
+    let one_way = [("dualSidePosition", "false")];
+    let (s, e) = signed(
+        &ex,
+        Method::POST,
+        "/fapi/v1/positionSide/dual",
+        &one_way,
+        None,
+    )
+    .await;
+    assert_eq!((s, e["code"].as_i64()), (400, Some(-4059)));
+    let (s, e) = signed(&ex, Method::GET, "/fapi/v1/userTrades", &sym, Some("wrong")).await;
+    assert_eq!((s, e["code"].as_i64()), (400, Some(-1022)));
+    let r = reqwest::Client::new()
+        .get(format!(
+            "{}/fapi/v3/account?timestamp=1&signature=00",
+            ex.rest_url()
+        ))
+        .header("X-MBX-APIKEY", "someone-else")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 401);
     ex.shutdown().await;
 }

@@ -289,3 +289,15 @@ pub struct OpenInterest {
 pub struct MultiAssetsMargin {
     pub multi_assets_margin: bool,
 }
+
+/// One row of `GET /fapi/v1/trades`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecentTrade {
+    pub id: i64,
+    pub price: Decimal,
+    pub qty: Decimal,
+    pub quote_qty: Decimal,
+    pub time: i64,
+    pub is_buyer_maker: bool,
+}

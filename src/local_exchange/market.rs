@@ -285,7 +285,7 @@ mod tests {
     #[test]
     fn trades_become_minute_candles_and_longer_intervals() {
         let mut md = MarketData::default();
-        let t0 = 1_723_161_240_000; // a minute boundary
+        let t0 = 1_723_161_000_000; // a five-minute boundary
         trade(&mut md, "100", "1", Side::Buy, t0 + 1_000);
         trade(&mut md, "102", "2", Side::Sell, t0 + 30_000);
         trade(&mut md, "99", "1", Side::Buy, t0 + 61_000);

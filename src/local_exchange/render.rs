@@ -6,7 +6,7 @@ use super::history::{Fill, Income};
 use super::market::{Candle, MarketData, TradeRec};
 use crate::binance::compat_wire::{
     AggTradeRest, AssetListing, Bracket, ExchangeListing, IncomeRow, KlineRow, LeverageBrackets,
-    ListingFilter, SymbolListing, Ticker24h, UserTrade,
+    ListingFilter, RecentTrade, SymbolListing, Ticker24h, UserTrade,
 };
 use crate::binance::rest_wire::Account as AccountWire;
 use crate::binance::rest_wire::RateLimit;
@@ -372,6 +372,17 @@ pub fn agg_trade(t: &TradeRec) -> AggTradeRest {
         last_id: t.id,
         time: t.ms,
         buyer_maker: t.buyer_maker,
+    }
+}
+
+pub fn recent_trade(t: &TradeRec) -> RecentTrade {
+    RecentTrade {
+        id: t.id,
+        price: t.price,
+        qty: t.qty,
+        quote_qty: (t.price * t.qty).normalize(),
+        time: t.ms,
+        is_buyer_maker: t.buyer_maker,
     }
 }
 

@@ -6,7 +6,7 @@ use axum::extract::{RawQuery, State};
 use axum::response::Response;
 
 use super::error::ApiError;
-use super::market::{interval_ms, next_funding_ms};
+use super::market::{interval_ms, next_funding_ms, MarketData, TradeRec};
 use super::render;
 use super::rest::{finish, json, Params, St};
 use super::server::{wall_ms, Shared};
@@ -156,28 +156,44 @@ pub(crate) async fn klines(State(s): St, RawQuery(q): RawQuery) -> Response {
     })
 }
 
-/// `/aggTrades` and `/trades`: every replayed trade is its own aggregate.
+/// The replayed trades a trade query selects (`fromId`, `startTime`, `endTime`, `limit`): the most recent ones
+/// when no starting point is given, as Binance answers.
+fn select_trades(md: &MarketData, p: &Params) -> Result<Vec<TradeRec>, ApiError> {
+    let n = limit(p, 500, 1000)?;
+    let (from_id, start, end) = (p.int("fromId")?, p.int("startTime")?, p.int("endTime")?);
+    let rows: Vec<TradeRec> = md
+        .trades
+        .iter()
+        .filter(|t| from_id.is_none_or(|f| t.id >= f))
+        .filter(|t| start.is_none_or(|a| t.ms >= a) && end.is_none_or(|b| t.ms <= b))
+        .copied()
+        .collect();
+    let skip = if from_id.is_none() && start.is_none() {
+        rows.len().saturating_sub(n)
+    } else {
+        0
+    };
+    Ok(rows.into_iter().skip(skip).take(n).collect())
+}
+
+/// `/aggTrades`: every replayed trade is its own aggregate.
 pub(crate) async fn agg_trades(State(s): St, RawQuery(q): RawQuery) -> Response {
     public(&s, q, 20, |p| {
         req_symbol(&s, p)?;
-        let n = limit(p, 500, 1000)?;
-        let (from_id, start, end) = (p.int("fromId")?, p.int("startTime")?, p.int("endTime")?);
-        let md = s.market();
-        let rows: Vec<_> = md
-            .trades
-            .iter()
-            .filter(|t| from_id.is_none_or(|f| t.id >= f))
-            .filter(|t| start.is_none_or(|a| t.ms >= a) && end.is_none_or(|b| t.ms <= b))
-            .map(render::agg_trade)
-            .collect();
-        // Without a starting point Binance returns the most recent trades.
-        let skip = if from_id.is_none() && start.is_none() {
-            rows.len().saturating_sub(n)
-        } else {
-            0
-        };
-        let rows: Vec<_> = rows.into_iter().skip(skip).take(n).collect();
-        Ok(json(&rows))
+        let rows = select_trades(&s.market(), p)?;
+        Ok(json(&rows.iter().map(render::agg_trade).collect::<Vec<_>>()))
+    })
+}
+
+/// `/trades`: the recent replayed trades.
+pub(crate) async fn trades(State(s): St, RawQuery(q): RawQuery) -> Response {
+    public(&s, q, 5, |p| {
+        req_symbol(&s, p)?;
+        if p.get("fromId").is_some() || p.get("startTime").is_some() {
+            return Err(ApiError::not_required(if p.get("fromId").is_some() { "fromId" } else { "startTime" }));
+        }
+        let rows = select_trades(&s.market(), p)?;
+        Ok(json(&rows.iter().map(render::recent_trade).collect::<Vec<_>>()))
     })
 }
 

@@ -421,7 +421,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/fapi/v1/markPriceKlines", get(rest_market::klines))
         .route("/fapi/v1/indexPriceKlines", get(rest_market::klines))
         .route("/fapi/v1/aggTrades", get(rest_market::agg_trades))
-        .route("/fapi/v1/trades", get(rest_market::agg_trades))
+        .route("/fapi/v1/trades", get(rest_market::trades))
         .route("/fapi/v1/premiumIndex", get(rest_market::premium_index))
         .route("/fapi/v1/fundingRate", get(rest_market::funding_rate))
         .route("/fapi/v1/openInterest", get(rest_market::open_interest))

@@ -181,7 +181,9 @@ pub(crate) async fn agg_trades(State(s): St, RawQuery(q): RawQuery) -> Response 
     public(&s, q, 20, |p| {
         req_symbol(&s, p)?;
         let rows = select_trades(&s.market(), p)?;
-        Ok(json(&rows.iter().map(render::agg_trade).collect::<Vec<_>>()))
+        Ok(json(
+            &rows.iter().map(render::agg_trade).collect::<Vec<_>>(),
+        ))
     })
 }
 
@@ -190,10 +192,16 @@ pub(crate) async fn trades(State(s): St, RawQuery(q): RawQuery) -> Response {
     public(&s, q, 5, |p| {
         req_symbol(&s, p)?;
         if p.get("fromId").is_some() || p.get("startTime").is_some() {
-            return Err(ApiError::not_required(if p.get("fromId").is_some() { "fromId" } else { "startTime" }));
+            return Err(ApiError::not_required(if p.get("fromId").is_some() {
+                "fromId"
+            } else {
+                "startTime"
+            }));
         }
         let rows = select_trades(&s.market(), p)?;
-        Ok(json(&rows.iter().map(render::recent_trade).collect::<Vec<_>>()))
+        Ok(json(
+            &rows.iter().map(render::recent_trade).collect::<Vec<_>>(),
+        ))
     })
 }
 

@@ -301,3 +301,14 @@ pub struct RecentTrade {
     pub time: i64,
     pub is_buyer_maker: bool,
 }
+
+/// One row of `GET /fapi/v1/symbolConfig`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SymbolConfig {
+    pub symbol: String,
+    pub margin_type: String,
+    pub is_auto_add_margin: String,
+    pub leverage: u32,
+    pub max_notional_value: Decimal,
+}

@@ -11,7 +11,7 @@ use super::history::IncomeKind;
 use super::render;
 use super::rest::{json, signed, symbol_filter, Params, St};
 use super::server::Shared;
-use crate::binance::compat_wire::{CommissionRate, MultiAssetsMargin};
+use crate::binance::compat_wire::{CommissionRate, MultiAssetsMargin, SymbolConfig};
 
 /// `limit` within `1..=max`, `default` when absent.
 fn limit(p: &Params, default: i64, max: i64) -> Result<usize, ApiError> {
@@ -232,5 +232,25 @@ pub(crate) async fn multi_assets_margin(
         Ok(json(&MultiAssetsMargin {
             multi_assets_margin: false,
         }))
+    })
+}
+
+/// `GET /fapi/v1/symbolConfig`: margin type and leverage of the symbol.
+pub(crate) async fn symbol_config(
+    State(s): St,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
+    signed(&s, &headers, q, &body, 5, |p| {
+        symbol_filter(&s, p)?;
+        let view = s.core().account.position_view();
+        Ok(json(&[SymbolConfig {
+            symbol: view.symbol,
+            margin_type: "CROSSED".to_string(),
+            is_auto_add_margin: "false".to_string(),
+            leverage: view.leverage,
+            max_notional_value: view.max_notional,
+        }]))
     })
 }

@@ -445,6 +445,7 @@ fn router(shared: Arc<Shared>) -> Router {
             "/fapi/v1/multiAssetsMargin",
             get(rest_account::multi_assets_margin),
         )
+        .route("/fapi/v1/symbolConfig", get(rest_account::symbol_config))
         .route(
             "/fapi/v1/order",
             post(rest::new_order)

@@ -127,6 +127,26 @@ def rest_checks(ex, bad, start_balance):
 
     _()
 
+    @check("fetch_trades_time_bids_asks_mark")
+    def _():
+        ts = ex.fetch_trades(SYMBOL, limit=5)
+        expect(len(ts) == 5 and all(t["price"] > 0 for t in ts), f"{len(ts)} trades")
+        expect(ex.fetch_time() > 0, "time")
+        ba = ex.fetch_bids_asks([SYMBOL])[SYMBOL]
+        expect(ba["bid"] < ba["ask"], f"{ba['bid']} / {ba['ask']}")
+        expect(ex.fetch_mark_price(SYMBOL)["markPrice"] > 0, "mark")
+
+    _()
+
+    @check("fetch_leverage_tiers_and_trading_fee")
+    def _():
+        tiers = ex.fetch_leverage_tiers([SYMBOL])[SYMBOL]
+        expect(tiers and tiers[0]["maxLeverage"] > 0, f"{tiers[:1]}")
+        fee = ex.fetch_trading_fee(SYMBOL)
+        expect(fee["taker"] > fee["maker"] > 0, f"{fee}")
+
+    _()
+
     @check("fetch_balance")
     def _():
         b = ex.fetch_balance()
@@ -139,6 +159,19 @@ def rest_checks(ex, bad, start_balance):
     def _():
         r = ex.set_leverage(5, SYMBOL)
         expect(int(r["leverage"]) == 5, f"{r}")
+
+    _()
+
+    @check("fetch_leverage_and_modes")
+    def _():
+        lev = ex.fetch_leverage(SYMBOL)
+        expect(lev["longLeverage"] == 5 and lev["marginMode"] == "cross", f"{lev}")
+        expect(ex.fetch_position_mode(SYMBOL)["hedged"] is False, "hedged")
+        try:
+            ex.set_margin_mode("cross", SYMBOL)
+        except ccxt.MarginModeAlreadySet:
+            return "cross margin, one-way"
+        raise AssertionError("set_margin_mode('cross') changed something")
 
     _()
 
@@ -199,6 +232,15 @@ def rest_checks(ex, bad, start_balance):
         state["fees"] = sum(d(t["fee"]["cost"]) for t in ts)
         state["pnl"] = sum(d(t["info"]["realizedPnl"]) for t in ts)
         return f"fees {state['fees']} pnl {state['pnl']}"
+
+    _()
+
+    @check("fetch_ledger_income")
+    def _():
+        rows = ex.fetch_ledger("USDT")
+        paid = sum(d(r["amount"]) for r in rows if r["type"] == "commission" and r["direction"] == "out")
+        expect(paid == state["fees"], f"ledger commissions {paid} vs trade fees {state['fees']}")
+        return f"{len(rows)} entries"
 
     _()
 

@@ -17,7 +17,7 @@ use serde_json::Value;
 
 const MANIFEST: &str = env!("CARGO_MANIFEST_DIR");
 /// The checks `ccxt_check.py` runs without websockets.
-const REST_CHECKS: usize = 17;
+const REST_CHECKS: usize = 21;
 
 /// Serialises venv creation between the tests of this binary.
 static VENV: Mutex<()> = Mutex::new(());

@@ -137,6 +137,10 @@ struct ExchangeArgs {
     /// Start the recording over when it ends.
     #[arg(long = "loop")]
     loop_replay: bool,
+    /// Market-stream connections to wait for before the replay starts; 0 starts it at once (for clients that
+    /// only use REST).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    min_subscribers: usize,
     /// Config for fees, filters and the starting balance (default: config/default.toml).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -410,6 +414,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 maker_fee: config.fees.maker_rate,
                 filters: config.filters.clone(),
                 loop_replay: a.loop_replay,
+                min_subscribers: a.min_subscribers,
                 ..premia::local_exchange::LocalExchangeConfig::default()
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()

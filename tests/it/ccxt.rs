@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use premia::binance::sign;
-use premia::local_exchange::{ccxt_snippet, LocalExchange, LocalExchangeConfig, RunningExchange};
+use premia::local_exchange::{LocalExchange, LocalExchangeConfig, RunningExchange};
 use premia::model::Decimal;
 use serde_json::Value;
 
@@ -117,15 +117,6 @@ async fn ccxt_binanceusdm_trades_on_the_local_exchange() {
     let passed = lines.iter().filter(|l| l.starts_with("PASS")).count();
     assert_eq!(passed, REST_CHECKS, "{lines:#?}");
     assert!(ok, "script exit status");
-    // The snippet `premia exchange` prints works as pasted.
-    let snippet = ccxt_snippet(&ex.rest_url(), &ex.futures_ws_url(), ex.keys());
-    let python = venv_dir().join("bin").join("python");
-    let out = tokio::task::spawn_blocking(move || run(Command::new(python).args(["-c", &snippet])))
-        .await
-        .expect("snippet task")
-        .unwrap_or_else(|e| panic!("the printed ccxt snippet fails: {e}"));
-    let printed = String::from_utf8_lossy(&out.stdout);
-    assert!(printed.contains("'symbol': 'BTC/USDT:USDT'"), "{printed}");
     let snap = ex.snapshot();
     assert!(snap.position.qty.is_zero(), "ccxt closed the position");
     assert_eq!(snap.open_orders, 0);
@@ -356,4 +347,65 @@ async fn history_settings_and_key_errors() {
         .expect("request");
     assert_eq!(r.status().as_u16(), 401);
     ex.shutdown().await;
+}
+
+/// `premia exchange` (the real binary) prints a snippet that works as pasted, REST-only with `--min-subscribers 0`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_exchange_prints_a_working_ccxt_snippet() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let python = tokio::task::spawn_blocking(ensure_venv)
+        .await
+        .expect("venv task")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_premia"))
+        .args([
+            "exchange",
+            "--listen",
+            "127.0.0.1:0",
+            "--min-subscribers",
+            "0",
+        ])
+        .args([
+            "--data",
+            &format!("{MANIFEST}/data/btcusdt_20240808_usdm.rec.gz"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("premia exchange starts");
+    let stdout = child.stdout.take().expect("stdout");
+    // Read the snippet, then keep draining stdout (a closed pipe would stop the exchange at its next line).
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+        let mut snippet = Vec::new();
+        let mut inside = false;
+        for line in lines.by_ref() {
+            if line.starts_with("ccxt (Python)") {
+                inside = true;
+            } else if inside {
+                let last = line.starts_with("print(");
+                snippet.push(line);
+                if last {
+                    break;
+                }
+            }
+        }
+        let _ = tx.send(snippet.join("\n"));
+        lines.for_each(drop);
+    });
+    let snippet = tokio::time::timeout(Duration::from_secs(60), rx)
+        .await
+        .expect("snippet printed")
+        .expect("reader thread");
+    assert!(snippet.contains("binanceusdm"), "{snippet}");
+    let out = tokio::task::spawn_blocking(move || run(Command::new(python).args(["-c", &snippet])))
+        .await
+        .expect("snippet task");
+    let _ = child.kill();
+    let _ = child.wait();
+    let out = out.unwrap_or_else(|e| panic!("the printed ccxt snippet fails: {e}"));
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("'symbol': 'BTC/USDT:USDT'"), "{printed}");
 }

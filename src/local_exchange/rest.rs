@@ -32,6 +32,19 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The `startTime`/`endTime` bounds of a query, inclusive.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+impl Window {
+    pub(crate) fn contains(&self, ms: i64) -> bool {
+        self.start.is_none_or(|a| ms >= a) && self.end.is_none_or(|b| ms <= b)
+    }
+}
+
 /// Request parameters, from the query string and the urlencoded body (query first), percent-decoded.
 pub(crate) struct Params {
     pairs: Vec<(String, String)>,
@@ -123,6 +136,26 @@ impl Params {
         }
     }
 
+    /// `limit` within `1..=max`, `default` when absent (-1130 otherwise).
+    pub(crate) fn limit(&self, default: i64, max: i64) -> Result<usize, ApiError> {
+        let l = self.int("limit")?.unwrap_or(default);
+        if !(1..=max).contains(&l) {
+            return Err(ApiError::invalid_param("limit"));
+        }
+        Ok(l as usize)
+    }
+
+    /// `[startTime, endTime]` of a history query (either may be absent); -1127 when start is after end.
+    pub(crate) fn window(&self) -> Result<Window, ApiError> {
+        let (a, b) = (self.int("startTime")?, self.int("endTime")?);
+        if let (Some(a), Some(b)) = (a, b) {
+            if a > b {
+                return Err(ApiError::start_after_end());
+            }
+        }
+        Ok(Window { start: a, end: b })
+    }
+
     pub(crate) fn flag(&self, name: &str) -> Result<bool, ApiError> {
         match self.get(name) {
             None => Ok(false),
@@ -138,6 +171,16 @@ impl Params {
         p.push_str(&without_signature(&self.body));
         p
     }
+}
+
+/// The last `n` of `rows` unless the query gave a starting point (then the first `n`), as Binance pages.
+pub(crate) fn page<T>(mut rows: Vec<T>, n: usize, from_start: bool) -> Vec<T> {
+    if from_start {
+        rows.truncate(n);
+    } else if rows.len() > n {
+        rows.drain(..rows.len() - n);
+    }
+    rows
 }
 
 /// What a signed request must show.

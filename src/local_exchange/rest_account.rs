@@ -9,43 +9,9 @@ use axum::response::Response;
 use super::error::ApiError;
 use super::history::IncomeKind;
 use super::render;
-use super::rest::{json, signed, symbol_filter, Params, St};
+use super::rest::{json, page, signed, symbol_filter, Params, St};
 use super::server::Shared;
 use crate::binance::compat_wire::{CommissionRate, MultiAssetsMargin, SymbolConfig};
-
-/// `limit` within `1..=max`, `default` when absent.
-fn limit(p: &Params, default: i64, max: i64) -> Result<usize, ApiError> {
-    let l = p.int("limit")?.unwrap_or(default);
-    if !(1..=max).contains(&l) {
-        return Err(ApiError::invalid_param("limit"));
-    }
-    Ok(l as usize)
-}
-
-/// `[startTime, endTime]` of a history query (either may be absent).
-fn window(p: &Params) -> Result<(Option<i64>, Option<i64>), ApiError> {
-    let (a, b) = (p.int("startTime")?, p.int("endTime")?);
-    if let (Some(a), Some(b)) = (a, b) {
-        if a > b {
-            return Err(ApiError::start_after_end());
-        }
-    }
-    Ok((a, b))
-}
-
-fn in_window(ms: i64, (a, b): (Option<i64>, Option<i64>)) -> bool {
-    a.is_none_or(|a| ms >= a) && b.is_none_or(|b| ms <= b)
-}
-
-/// The last `n` of `rows` unless the query gave a starting point (then the first `n`), as Binance pages.
-fn page<T>(mut rows: Vec<T>, n: usize, from_start: bool) -> Vec<T> {
-    if from_start {
-        rows.truncate(n);
-    } else if rows.len() > n {
-        rows.drain(..rows.len() - n);
-    }
-    rows
-}
 
 fn req_symbol(s: &Shared, p: &Params) -> Result<(), ApiError> {
     p.req("symbol")?;
@@ -61,16 +27,16 @@ pub(crate) async fn all_orders(
     signed(&s, &headers, q, &body, 5, |p| {
         req_symbol(&s, p)?;
         let from_id = p.int("orderId")?;
-        let w = window(p)?;
-        let n = limit(p, 500, 1000)?;
+        let w = p.window()?;
+        let n = p.limit(500, 1000)?;
         let core = s.core();
         let rows: Vec<_> = core
             .account
             .all_orders()
-            .filter(|o| from_id.is_none_or(|id| o.order_id >= id) && in_window(o.time_ms, w))
+            .filter(|o| from_id.is_none_or(|id| o.order_id >= id) && w.contains(o.time_ms))
             .map(|o| render::order(o, false, true))
             .collect();
-        let from_start = from_id.is_some() || w.0.is_some();
+        let from_start = from_id.is_some() || w.start.is_some();
         Ok(json(&page(rows, n, from_start)))
     })
 }
@@ -88,17 +54,17 @@ pub(crate) async fn user_trades(
         if from_id.is_some() && (p.get("startTime").is_some() || p.get("endTime").is_some()) {
             return Err(ApiError::not_required("fromId"));
         }
-        let w = window(p)?;
-        let n = limit(p, 500, 1000)?;
+        let w = p.window()?;
+        let n = p.limit(500, 1000)?;
         let hist = s.history();
         let rows: Vec<_> = hist
             .fills
             .iter()
             .filter(|f| order_id.is_none_or(|id| f.order_id == id))
-            .filter(|f| from_id.is_none_or(|id| f.trade_id >= id) && in_window(f.ms, w))
+            .filter(|f| from_id.is_none_or(|id| f.trade_id >= id) && w.contains(f.ms))
             .map(render::user_trade)
             .collect();
-        let from_start = from_id.is_some() || w.0.is_some();
+        let from_start = from_id.is_some() || w.start.is_some();
         Ok(json(&page(rows, n, from_start)))
     })
 }
@@ -120,16 +86,16 @@ pub(crate) async fn income(
                 None => return Err(ApiError::invalid_param("incomeType")),
             },
         };
-        let w = window(p)?;
-        let n = limit(p, 100, 1000)?;
+        let w = p.window()?;
+        let n = p.limit(100, 1000)?;
         let hist = s.history();
         let rows: Vec<_> = hist
             .income
             .iter()
-            .filter(|i| kind.is_none_or(|k| k == Some(i.kind)) && in_window(i.ms, w))
+            .filter(|i| kind.is_none_or(|k| k == Some(i.kind)) && w.contains(i.ms))
             .map(render::income)
             .collect();
-        Ok(json(&page(rows, n, w.0.is_some())))
+        Ok(json(&page(rows, n, w.start.is_some())))
     })
 }
 

@@ -8,7 +8,7 @@ use axum::response::Response;
 use super::error::ApiError;
 use super::market::{interval_ms, next_funding_ms, MarketData, TradeRec};
 use super::render;
-use super::rest::{finish, json, Params, St};
+use super::rest::{finish, json, page, Params, St};
 use super::server::{wall_ms, Shared};
 use crate::binance::compat_wire::{
     BookTickerRest, DepthRest, FundingRateRow, OpenInterest, PremiumIndex, TickerPrice,
@@ -26,15 +26,6 @@ fn opt_symbol(s: &Shared, p: &Params) -> Result<Option<()>, ApiError> {
 
 fn req_symbol(s: &Shared, p: &Params) -> Result<(), ApiError> {
     opt_symbol(s, p)?.ok_or_else(|| ApiError::mandatory("symbol"))
-}
-
-/// `limit` within `1..=max`, `default` when absent.
-fn limit(p: &Params, default: i64, max: i64) -> Result<usize, ApiError> {
-    let l = p.int("limit")?.unwrap_or(default);
-    if !(1..=max).contains(&l) {
-        return Err(ApiError::invalid_param("limit"));
-    }
-    Ok(l as usize)
 }
 
 /// One object for a symbol query, a one-element array without one (as Binance answers "all symbols").
@@ -139,16 +130,11 @@ pub(crate) async fn klines(State(s): St, RawQuery(q): RawQuery) -> Response {
             req_symbol(&s, p)?;
         }
         let iv = interval_ms(p.req("interval")?).ok_or_else(ApiError::bad_interval)?;
-        let (start, end) = (p.int("startTime")?, p.int("endTime")?);
-        if let (Some(a), Some(b)) = (start, end) {
-            if a > b {
-                return Err(ApiError::start_after_end());
-            }
-        }
-        let n = limit(p, 500, 1500)?;
+        let w = p.window()?;
+        let n = p.limit(500, 1500)?;
         let rows: Vec<_> = s
             .market()
-            .klines(iv, start, end, n)
+            .klines(iv, w.start, w.end, n)
             .iter()
             .map(|c| render::kline_row(c, iv))
             .collect();
@@ -159,21 +145,16 @@ pub(crate) async fn klines(State(s): St, RawQuery(q): RawQuery) -> Response {
 /// The replayed trades a trade query selects (`fromId`, `startTime`, `endTime`, `limit`): the most recent ones
 /// when no starting point is given, as Binance answers.
 fn select_trades(md: &MarketData, p: &Params) -> Result<Vec<TradeRec>, ApiError> {
-    let n = limit(p, 500, 1000)?;
-    let (from_id, start, end) = (p.int("fromId")?, p.int("startTime")?, p.int("endTime")?);
+    let n = p.limit(500, 1000)?;
+    let (from_id, w) = (p.int("fromId")?, p.window()?);
     let rows: Vec<TradeRec> = md
         .trades
         .iter()
         .filter(|t| from_id.is_none_or(|f| t.id >= f))
-        .filter(|t| start.is_none_or(|a| t.ms >= a) && end.is_none_or(|b| t.ms <= b))
+        .filter(|t| w.contains(t.ms))
         .copied()
         .collect();
-    let skip = if from_id.is_none() && start.is_none() {
-        rows.len().saturating_sub(n)
-    } else {
-        0
-    };
-    Ok(rows.into_iter().skip(skip).take(n).collect())
+    Ok(page(rows, n, from_id.is_some() || w.start.is_some()))
 }
 
 /// `/aggTrades`: every replayed trade is its own aggregate.
@@ -235,13 +216,13 @@ pub(crate) async fn premium_index(State(s): St, RawQuery(q): RawQuery) -> Respon
 pub(crate) async fn funding_rate(State(s): St, RawQuery(q): RawQuery) -> Response {
     public(&s, q, 1, |p| {
         opt_symbol(&s, p)?;
-        let n = limit(p, 100, 1000)?;
-        let (start, end) = (p.int("startTime")?, p.int("endTime")?);
+        let n = p.limit(100, 1000)?;
+        let w = p.window()?;
         let rows: Vec<_> = s
             .market()
             .funding
             .iter()
-            .filter(|f| start.is_none_or(|a| f.ms >= a) && end.is_none_or(|b| f.ms <= b))
+            .filter(|f| w.contains(f.ms))
             .take(n)
             .map(|f| FundingRateRow {
                 symbol: s.cfg.symbol.clone(),

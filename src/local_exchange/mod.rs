@@ -12,8 +12,10 @@
 //! frame); `/fapi/v1/time` and the `timestamp`/`recvWindow` check use the wall clock; replay pacing and listen-key
 //! expiry (60 min after the last POST/PUT) use the tokio clock, so paused-time tests run instantly.
 //!
-//! Pieces: [`account`] (positions, margin, matching; pure), [`recording`] (raw frame reader), `replay` (scheduler
-//! and book), `rest` and `ws` (handlers), `render` (domain → wire types), `server` (state, start, handle).
+//! Pieces: [`account`] (positions, margin, matching; pure), [`history`] (fills and income), [`market`] (trades,
+//! candles, touch and mark kept for REST), [`recording`] (raw frame reader), `replay` (scheduler and book), `rest`
+//! (order entry, parameters, signatures), `rest_market` and `rest_account` (the other REST endpoints) and `ws`
+//! (handlers), `render` (domain → wire types), `server` (state, start, handle).
 
 pub mod account;
 pub mod config;

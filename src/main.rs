@@ -141,6 +141,10 @@ struct ExchangeArgs {
     /// instead of Binance's routing (`/public`, `/market`, `/private`), for clients not yet migrated.
     #[arg(long)]
     legacy_routing: bool,
+    /// Market-stream connections to wait for before the replay starts; 0 starts it at once (for clients that
+    /// only use REST).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    min_subscribers: usize,
     /// Config for fees, filters and the starting balance (default: config/default.toml).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -462,6 +466,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 filters: config.filters.clone(),
                 loop_replay: a.loop_replay,
                 legacy_routing: a.legacy_routing,
+                min_subscribers: a.min_subscribers,
                 ..premia::local_exchange::LocalExchangeConfig::default()
             };
             let runtime = tokio::runtime::Builder::new_multi_thread()

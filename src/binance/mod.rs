@@ -3,6 +3,7 @@
 //! sees Binance JSON.
 
 pub mod backoff;
+pub mod compat_wire;
 pub mod error;
 pub mod feed;
 pub mod market_wire;

@@ -403,6 +403,19 @@ impl Account {
             .ok_or_else(ApiError::no_such_order)
     }
 
+    /// Dates the starting balance (the wallet's last update until the first fill): Binance reports an asset's
+    /// last change, and clients such as ccxt skip assets whose update time is 0.
+    pub fn set_funded_at(&mut self, ms: i64) {
+        if self.balance_update_ms == 0 {
+            self.balance_update_ms = ms;
+        }
+    }
+
+    /// Every order ever placed, oldest first (`/allOrders`).
+    pub fn all_orders(&self) -> impl Iterator<Item = &Order> {
+        self.orders.values()
+    }
+
     pub fn open_orders(&self, symbol: Option<&str>) -> Result<Vec<&Order>, ApiError> {
         if let Some(s) = symbol {
             self.check_symbol(s)?;

@@ -45,6 +45,14 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status Binance answers this error with: 401 for a rejected or malformed API key, 400 otherwise.
+    pub fn status(&self) -> axum::http::StatusCode {
+        match self.code {
+            -2014 | -2015 => axum::http::StatusCode::UNAUTHORIZED,
+            _ => axum::http::StatusCode::BAD_REQUEST,
+        }
+    }
+
     pub fn unknown() -> Self {
         Self::new(
             -1000,
@@ -166,6 +174,32 @@ impl ApiError {
                 min.normalize()
             )),
         }
+    }
+    pub fn illegal_chars(param: &str) -> Self {
+        ApiError {
+            code: -1100,
+            msg: Cow::Owned(format!(
+                "Illegal characters found in parameter '{param}'; legal range is '^[\\.A-Z\\:/a-z0-9_-]{{1,36}}$'."
+            )),
+        }
+    }
+    pub fn not_required(param: &str) -> Self {
+        ApiError {
+            code: -1106,
+            msg: Cow::Owned(format!("Parameter '{param}' sent when not required.")),
+        }
+    }
+    pub fn bad_interval() -> Self {
+        Self::new(-1120, "Invalid interval.")
+    }
+    pub fn start_after_end() -> Self {
+        Self::new(-1127, "Lookup interval is too big.")
+    }
+    pub fn margin_type_unchanged() -> Self {
+        Self::new(-4046, "No need to change margin type.")
+    }
+    pub fn position_side_unchanged() -> Self {
+        Self::new(-4059, "No need to change position side.")
     }
     pub fn post_only_rejected() -> Self {
         Self::new(

@@ -14,17 +14,23 @@
 //! frame); `/fapi/v1/time` and the `timestamp`/`recvWindow` check use the wall clock; replay pacing and listen-key
 //! expiry (60 min after the last POST/PUT) use the tokio clock, so paused-time tests run instantly.
 //!
-//! Pieces: [`account`] (positions, margin, matching; pure), [`recording`] (raw frame reader), `replay` (scheduler
-//! and book), `rest` and `ws` (handlers), `render` (domain → wire types), `server` (state, start, handle).
+//! Pieces: [`account`] (positions, margin, matching; pure), [`history`] (fills and income), [`market`] (trades,
+//! candles, touch and mark kept for REST), [`recording`] (raw frame reader), `replay` (scheduler and book), `rest`
+//! (order entry, parameters, signatures), `rest_market` and `rest_account` (the other REST endpoints) and `ws`
+//! (handlers), `render` (domain → wire types), `server` (state, start, handle).
 
 pub mod account;
 pub mod config;
 pub mod error;
 pub mod faults;
+pub mod history;
+pub mod market;
 pub mod recording;
 mod render;
 mod replay;
 mod rest;
+mod rest_account;
+mod rest_market;
 mod server;
 mod streams;
 mod ws;
@@ -33,6 +39,6 @@ pub use config::{ApiKeyPair, LocalExchangeConfig};
 pub use error::{ApiError, LocalExchangeError};
 pub use faults::{FaultCounts, FaultKind, FaultLedger, FaultPlan, LedgerTrade, Outage};
 pub use server::{
-    serve_standalone, AccountSnapshot, Fault, LocalExchange, ReplayPhase, ReplayStatus,
-    RunningExchange,
+    ccxt_snippet, serve_standalone, AccountSnapshot, Fault, LocalExchange, ReplayPhase,
+    ReplayStatus, RunningExchange,
 };

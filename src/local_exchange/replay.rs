@@ -137,7 +137,11 @@ fn apply(shared: &Shared, frame: &Frame, virtual_ts: TsNs) {
     if frame.venue != Venue::Perp {
         return;
     }
-    match market_wire::parse_frame(frame.combined_str(), Venue::Perp) {
+    let parsed = market_wire::parse_frame(frame.combined_str(), Venue::Perp);
+    if let Ok(WireFrame::Market(kind)) = &parsed {
+        shared.market().on_event(kind, virtual_ts);
+    }
+    match parsed {
         Ok(WireFrame::Market(MarketKind::Quote(q))) => {
             let mut core = shared.core();
             let mut execs = Vec::new();

@@ -15,21 +15,34 @@ use super::faults::{self, OrderFault};
 use super::render;
 use super::server::{wall_ms, Shared};
 use crate::binance::rest_wire::{
-    ErrorBody, ExchangeInfo, LeverageResponse, ListenKey, PositionSideDual, RateLimit, ServerTime,
-    SymbolInfo,
+    ErrorBody, LeverageResponse, ListenKey, PositionSideDual, ServerTime,
 };
 use crate::binance::sign;
 use crate::model::{Decimal, OrderType, Side};
 
-type St = State<Arc<Shared>>;
+pub(crate) type St = State<Arc<Shared>>;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let status = self.status();
         let body = ErrorBody {
             code: i64::from(self.code),
             msg: self.msg.into_owned(),
         };
-        (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+/// The `startTime`/`endTime` bounds of a query, inclusive.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Window {
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+impl Window {
+    pub(crate) fn contains(&self, ms: i64) -> bool {
+        self.start.is_none_or(|a| ms >= a) && self.end.is_none_or(|b| ms <= b)
     }
 }
 
@@ -100,11 +113,11 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
-    fn req(&self, name: &str) -> Result<&str, ApiError> {
+    pub(crate) fn req(&self, name: &str) -> Result<&str, ApiError> {
         self.get(name).ok_or_else(|| ApiError::mandatory(name))
     }
 
-    fn decimal(&self, name: &str) -> Result<Option<Decimal>, ApiError> {
+    pub(crate) fn decimal(&self, name: &str) -> Result<Option<Decimal>, ApiError> {
         match self.get(name) {
             None => Ok(None),
             Some(v) => v
@@ -114,7 +127,7 @@ impl Params {
         }
     }
 
-    fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
+    pub(crate) fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
         match self.get(name) {
             None => Ok(None),
             Some(v) => v
@@ -124,7 +137,27 @@ impl Params {
         }
     }
 
-    fn flag(&self, name: &str) -> Result<bool, ApiError> {
+    /// `limit` within `1..=max`, `default` when absent (-1130 otherwise).
+    pub(crate) fn limit(&self, default: i64, max: i64) -> Result<usize, ApiError> {
+        let l = self.int("limit")?.unwrap_or(default);
+        if !(1..=max).contains(&l) {
+            return Err(ApiError::invalid_param("limit"));
+        }
+        Ok(l as usize)
+    }
+
+    /// `[startTime, endTime]` of a history query (either may be absent); -1127 when start is after end.
+    pub(crate) fn window(&self) -> Result<Window, ApiError> {
+        let (a, b) = (self.int("startTime")?, self.int("endTime")?);
+        if let (Some(a), Some(b)) = (a, b) {
+            if a > b {
+                return Err(ApiError::start_after_end());
+            }
+        }
+        Ok(Window { start: a, end: b })
+    }
+
+    pub(crate) fn flag(&self, name: &str) -> Result<bool, ApiError> {
         match self.get(name) {
             None => Ok(false),
             Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
@@ -134,15 +167,25 @@ impl Params {
     }
 
     /// The signed payload: query + body (no separator, as Binance), without the signature.
-    fn payload(&self) -> String {
+    pub(crate) fn payload(&self) -> String {
         let mut p = without_signature(&self.query);
         p.push_str(&without_signature(&self.body));
         p
     }
 }
 
+/// The last `n` of `rows` unless the query gave a starting point (then the first `n`), as Binance pages.
+pub(crate) fn page<T>(mut rows: Vec<T>, n: usize, from_start: bool) -> Vec<T> {
+    if from_start {
+        rows.truncate(n);
+    } else if rows.len() > n {
+        rows.drain(..rows.len() - n);
+    }
+    rows
+}
+
 /// What a signed request must show.
-fn api_key_check(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn api_key_check(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
     let key = headers
         .get("X-MBX-APIKEY")
         .and_then(|v| v.to_str().ok())
@@ -156,7 +199,11 @@ fn api_key_check(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn signed_check(shared: &Shared, headers: &HeaderMap, p: &Params) -> Result<(), ApiError> {
+pub(crate) fn signed_check(
+    shared: &Shared,
+    headers: &HeaderMap,
+    p: &Params,
+) -> Result<(), ApiError> {
     api_key_check(shared, headers)?;
     let signature = p.req("signature")?;
     let ts = p
@@ -180,7 +227,12 @@ fn signed_check(shared: &Shared, headers: &HeaderMap, p: &Params) -> Result<(), 
 }
 
 /// Adds the usage headers Binance sends.
-fn with_usage(shared: &Shared, weight: u32, order: bool, mut resp: Response) -> Response {
+pub(crate) fn with_usage(
+    shared: &Shared,
+    weight: u32,
+    order: bool,
+    mut resp: Response,
+) -> Response {
     let (w, o) = shared.use_weight(weight, order);
     let h = resp.headers_mut();
     h.insert("X-MBX-USED-WEIGHT-1M", HeaderValue::from(w));
@@ -190,18 +242,23 @@ fn with_usage(shared: &Shared, weight: u32, order: bool, mut resp: Response) -> 
     resp
 }
 
-fn json<T: serde::Serialize>(v: &T) -> Response {
+pub(crate) fn json<T: serde::Serialize>(v: &T) -> Response {
     axum::Json(v).into_response()
 }
 
-fn finish(shared: &Shared, weight: u32, order: bool, r: Result<Response, ApiError>) -> Response {
+pub(crate) fn finish(
+    shared: &Shared,
+    weight: u32,
+    order: bool,
+    r: Result<Response, ApiError>,
+) -> Response {
     let resp = r.unwrap_or_else(IntoResponse::into_response);
     with_usage(shared, weight, order, resp)
 }
 
 /// A signed endpoint: its parameters (query + body), the key, signature and timestamp checks, then `f`; usage
 /// headers on every answer, errors included.
-fn signed(
+pub(crate) fn signed(
     s: &Shared,
     headers: &HeaderMap,
     q: Option<String>,
@@ -240,26 +297,6 @@ pub(crate) async fn time(State(s): St) -> Response {
     )
 }
 
-pub(crate) async fn exchange_info(State(s): St) -> Response {
-    let rl = |t: &str, i: &str, n: u32, l: u32| RateLimit {
-        rate_limit_type: t.to_string(),
-        interval: i.to_string(),
-        interval_num: n,
-        limit: l,
-    };
-    let info = ExchangeInfo {
-        timezone: "UTC".to_string(),
-        server_time: wall_ms(),
-        rate_limits: vec![
-            rl("REQUEST_WEIGHT", "MINUTE", 1, 2400),
-            rl("ORDERS", "MINUTE", 1, 1200),
-            rl("ORDERS", "SECOND", 10, 300),
-        ],
-        symbols: vec![SymbolInfo::from_filters(&s.cfg.symbol, &s.cfg.filters)],
-    };
-    finish(&s, 1, false, Ok(json(&info)))
-}
-
 fn parse_side(p: &Params) -> Result<Side, ApiError> {
     match p.req("side")? {
         "BUY" => Ok(Side::Buy),
@@ -295,6 +332,15 @@ fn parse_new_order(p: &Params) -> Result<(NewOrder, bool), ApiError> {
     };
     if order_type == OrderType::Limit && price.is_none() {
         return Err(ApiError::mandatory("price"));
+    }
+    if order_type == OrderType::Market && price.is_some() {
+        return Err(ApiError::not_required("price"));
+    }
+    if let Some(c) = p.get("newClientOrderId") {
+        let legal = |b: u8| b.is_ascii_alphanumeric() || b".:/_-".contains(&b);
+        if c.len() <= 36 && !c.bytes().all(legal) {
+            return Err(ApiError::illegal_chars("newClientOrderId"));
+        }
     }
     let ack = match p.get("newOrderRespType") {
         None | Some("ACK") => true,
@@ -490,7 +536,7 @@ pub(crate) async fn open_orders(
     finish(&s, weight, false, r)
 }
 
-fn symbol_filter(s: &Shared, p: &Params) -> Result<(), ApiError> {
+pub(crate) fn symbol_filter(s: &Shared, p: &Params) -> Result<(), ApiError> {
     match p.get("symbol") {
         Some(sym) if sym != s.cfg.symbol => Err(ApiError::bad_symbol()),
         _ => Ok(()),
@@ -661,6 +707,37 @@ mod tests {
             &q.payload(),
             q.get("signature").unwrap()
         ));
+    }
+
+    fn order_params(q: &str) -> Result<(NewOrder, bool), ApiError> {
+        parse_new_order(&Params::new(Some(q.into()), &Bytes::new()))
+    }
+
+    #[test]
+    fn order_parameters_are_refused_as_binance_refuses_them() {
+        let code = |q: &str| order_params(q).map(|_| ()).unwrap_err().code;
+        assert_eq!(
+            code("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.01&price=60000"),
+            -1106
+        );
+        assert_eq!(
+            code("symbol=BTCUSDT&side=BUY&type=MARKET&quantity=0.01&newClientOrderId=a%20b"),
+            -1100
+        );
+        assert_eq!(
+            code("symbol=BTCUSDT&side=BUY&type=STOP_MARKET&quantity=0.01"),
+            -1116
+        );
+        assert_eq!(
+            code("symbol=BTCUSDT&side=BUY&type=LIMIT&quantity=0.01&price=1"),
+            -1102
+        );
+        let (o, ack) = order_params(
+            "symbol=BTCUSDT&side=SELL&type=MARKET&quantity=0.01&newClientOrderId=x-1:a/b.c_d",
+        )
+        .unwrap();
+        assert_eq!(o.client_id.as_deref(), Some("x-1:a/b.c_d"));
+        assert!(ack);
     }
 
     #[test]

@@ -15,8 +15,10 @@ use tokio_util::sync::CancellationToken;
 use super::account::{Account, ExecType, Execution};
 use super::config::{ApiKeyPair, LocalExchangeConfig};
 use super::error::LocalExchangeError;
+use super::history::History;
+use super::market::MarketData;
 use super::recording::{Recording, SharedFrame};
-use super::{render, replay, rest, streams, ws};
+use super::{render, replay, rest, rest_account, rest_market, streams, ws};
 use crate::binance::user_wire::ListenKeyExpired;
 use crate::binance::wire::encode;
 use crate::model::{Decimal, TsNs, NS_PER_MS};
@@ -131,6 +133,10 @@ pub(crate) struct Shared {
     pub keys_changed: Notify,
     pub shutdown: CancellationToken,
     pub faults: super::faults::Faults,
+    /// Market data for the REST endpoints (the replay writes, handlers read).
+    market: Mutex<MarketData>,
+    /// Fills and income, booked as executions are published.
+    history: Mutex<History>,
 }
 
 pub(crate) fn wall_ms() -> i64 {
@@ -141,6 +147,14 @@ pub(crate) fn wall_ms() -> i64 {
 }
 
 impl Shared {
+    pub(crate) fn market(&self) -> MutexGuard<'_, MarketData> {
+        self.market.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn history(&self) -> MutexGuard<'_, History> {
+        self.history.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(crate) fn core(&self) -> MutexGuard<'_, Core> {
         // A panic while holding the lock cannot leave the account half-updated in a way worse than stopping;
         // keep serving with the state as it is.
@@ -186,6 +200,7 @@ impl Shared {
     /// Called with the core locked so events leave in the order they happened.
     pub(crate) fn publish(&self, core: &Core, execs: &[Execution]) {
         self.faults.record_executions(execs);
+        self.history().record(execs);
         let mut traded = false;
         let mut change = Decimal::ZERO;
         let mut last_ms = 0;
@@ -371,8 +386,12 @@ impl LocalExchange {
             keys_changed: Notify::new(),
             shutdown: shutdown.clone(),
             faults: super::faults::Faults::new(&cfg.faults),
+            market: Mutex::new(MarketData::default()),
+            history: Mutex::new(History::default()),
             cfg,
         });
+        let funded_ms = shared.now() / NS_PER_MS;
+        shared.core().account.set_funded_at(funded_ms);
         let app = router(shared.clone());
         let token = shutdown.clone();
         let server = tokio::spawn(async move {
@@ -397,7 +416,42 @@ fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/fapi/v1/ping", get(rest::ping))
         .route("/fapi/v1/time", get(rest::time))
-        .route("/fapi/v1/exchangeInfo", get(rest::exchange_info))
+        .route("/fapi/v1/exchangeInfo", get(rest_market::exchange_info))
+        .route("/fapi/v1/ticker/24hr", get(rest_market::ticker_24h))
+        .route("/fapi/v1/ticker/price", get(rest_market::ticker_price))
+        .route("/fapi/v2/ticker/price", get(rest_market::ticker_price))
+        .route("/fapi/v1/ticker/bookTicker", get(rest_market::book_ticker))
+        .route("/fapi/v1/depth", get(rest_market::depth))
+        .route("/fapi/v1/klines", get(rest_market::klines))
+        .route("/fapi/v1/continuousKlines", get(rest_market::klines))
+        .route("/fapi/v1/markPriceKlines", get(rest_market::klines))
+        .route("/fapi/v1/indexPriceKlines", get(rest_market::klines))
+        .route("/fapi/v1/aggTrades", get(rest_market::agg_trades))
+        .route("/fapi/v1/trades", get(rest_market::trades))
+        .route("/fapi/v1/premiumIndex", get(rest_market::premium_index))
+        .route("/fapi/v1/fundingRate", get(rest_market::funding_rate))
+        .route("/fapi/v1/openInterest", get(rest_market::open_interest))
+        .route("/fapi/v1/allOrders", get(rest_account::all_orders))
+        .route("/fapi/v1/userTrades", get(rest_account::user_trades))
+        .route("/fapi/v1/income", get(rest_account::income))
+        .route(
+            "/fapi/v1/leverageBracket",
+            get(rest_account::leverage_bracket),
+        )
+        .route(
+            "/fapi/v2/leverageBracket",
+            get(rest_account::leverage_bracket),
+        )
+        .route(
+            "/fapi/v1/commissionRate",
+            get(rest_account::commission_rate),
+        )
+        .route("/fapi/v1/marginType", post(rest_account::margin_type))
+        .route(
+            "/fapi/v1/multiAssetsMargin",
+            get(rest_account::multi_assets_margin),
+        )
+        .route("/fapi/v1/symbolConfig", get(rest_account::symbol_config))
         .route(
             "/fapi/v1/order",
             post(rest::new_order)
@@ -412,9 +466,14 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/fapi/v2/positionRisk", get(rest::position_risk_v2))
         .route("/fapi/v3/positionRisk", get(rest::position_risk_v3))
         .route("/fapi/v2/balance", get(rest::balance))
+        .route("/fapi/v3/balance", get(rest::balance))
         .route("/fapi/v2/account", get(rest::account))
+        .route("/fapi/v3/account", get(rest::account))
         .route("/fapi/v1/leverage", post(rest::leverage))
-        .route("/fapi/v1/positionSide/dual", get(rest::position_side))
+        .route(
+            "/fapi/v1/positionSide/dual",
+            get(rest::position_side).post(rest_account::set_position_side),
+        )
         .route(
             "/fapi/v1/listenKey",
             post(rest::listen_key_new)
@@ -570,6 +629,30 @@ pub struct AccountSnapshot {
     pub open_orders: usize,
 }
 
+/// Python that points ccxt's `binanceusdm` at this exchange and prints a ticker. The public test pair is written
+/// out; a configured pair is read from `PREMIA_EXCHANGE_API_KEY` / `PREMIA_EXCHANGE_SECRET` in the snippet.
+pub fn ccxt_snippet(rest_url: &str, ws_url: &str, keys: &ApiKeyPair) -> String {
+    let creds = if keys.is_test_pair() {
+        format!("'apiKey': '{}', 'secret': '{}'", keys.api_key, keys.secret)
+    } else {
+        "'apiKey': os.environ['PREMIA_EXCHANGE_API_KEY'], 'secret': os.environ['PREMIA_EXCHANGE_SECRET']"
+            .to_string()
+    };
+    format!(
+        "import os, ccxt
+ex = ccxt.binanceusdm({{{creds},
+    'options': {{'fetchMarkets': ['linear'], 'fetchCurrencies': False, 'adjustForTimeDifference': False}}}})
+for api, path in [('fapiPublic', '/fapi/v1'), ('fapiPublicV2', '/fapi/v2'), ('fapiPublicV3', '/fapi/v3'),
+                  ('fapiPrivate', '/fapi/v1'), ('fapiPrivateV2', '/fapi/v2'), ('fapiPrivateV3', '/fapi/v3')]:
+    ex.urls['api'][api] = '{rest_url}' + path
+if 'ws' in ex.urls['api']:  # ccxt.pro
+    ex.urls['api']['ws']['linear'] = '{ws_url}/ws'
+# ccxt picks Binance USD-M's error classes by host name: use them for this host too.
+ex.exceptions['exact'].update(ex.exceptions['linear']['exact'])
+print(ex.fetch_ticker('BTC/USDT:USDT'))"
+    )
+}
+
 /// `premia exchange`: starts the exchange, prints its URLs and test key pair, serves until Ctrl-C.
 pub async fn serve_standalone(cfg: LocalExchangeConfig) -> Result<(), LocalExchangeError> {
     let ex = LocalExchange::start(cfg).await?;
@@ -611,6 +694,12 @@ pub async fn serve_standalone(cfg: LocalExchangeConfig) -> Result<(), LocalExcha
         let rates: Vec<String> = plan.rates.iter().map(|(k, r)| format!("{k}={r}")).collect();
         println!("  faults (seed {}):     {}", plan.seed, rates.join(","));
     }
+    println!();
+    println!("ccxt (Python), ready to paste:");
+    println!(
+        "{}",
+        ccxt_snippet(&ex.rest_url(), &ex.futures_ws_url(), ex.keys())
+    );
     println!(
         "  replay starts when {} book-data stream(s) connect; Ctrl-C to stop",
         ex.shared.cfg.min_subscribers

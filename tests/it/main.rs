@@ -2,6 +2,7 @@
 
 mod backtest;
 mod binance;
+mod ccxt;
 mod faults;
 mod fuzz;
 mod live;

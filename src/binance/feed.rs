@@ -109,6 +109,11 @@ pub enum FeedStatus {
         ts: TsNs,
         reason: DisconnectReason,
     },
+    /// A connection attempt failed (the feed is down and keeps trying).
+    ConnectFailed {
+        venue: Venue,
+        ts: TsNs,
+    },
 }
 
 /// A market event and the monotonic instant its websocket frame was received: taken as soon as the frame comes
@@ -190,6 +195,10 @@ pub async fn run_feed<E>(
         match connected {
             Err(e) => {
                 tracing::warn!(venue = venue.as_str(), error = %e, "market feed: connect failed");
+                let status = FeedStatus::ConnectFailed { venue, ts: clock() };
+                if tx.send(E::from(status)).await.is_err() {
+                    return;
+                }
             }
             Ok((ws, _)) => {
                 tracing::info!(venue = venue.as_str(), %url, "market feed connected");

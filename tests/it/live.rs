@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use premia::binance::rest::{RestClient, RestConfig};
@@ -52,24 +51,16 @@ max_hold = "2s"
 quantity = "0.002"
 "#;
 
-static ENV_SEQ: AtomicUsize = AtomicUsize::new(0);
-
-/// A config that points every edge of `premia run` (mode binance) at the given exchange. The keys go through
-/// environment variables, as in real use; each test gets its own variable names.
+/// Options that point every edge of `premia run` (mode binance) at the given exchange, with its keys (or a wrong
+/// secret) passed directly, as `main` passes what it read from the environment.
 fn config(
     ex: &RunningExchange,
     dir: &Path,
     strategy: &str,
     secret: Option<&str>,
     timeout_ms: u64,
-) -> Config {
-    let n = ENV_SEQ.fetch_add(1, Ordering::SeqCst);
-    let (key_env, secret_env) = (
-        format!("PREMIA_IT_KEY_{n}"),
-        format!("PREMIA_IT_SECRET_{n}"),
-    );
-    std::env::set_var(&key_env, &ex.keys().api_key);
-    std::env::set_var(&secret_env, secret.unwrap_or(&ex.keys().secret));
+) -> LiveOptions {
+    let (key_env, secret_env) = ("PREMIA_IT_KEY", "PREMIA_IT_SECRET");
     let strategy_path = dir.join("strategy.toml");
     std::fs::write(&strategy_path, strategy).unwrap();
     let text = format!(
@@ -98,29 +89,28 @@ max_feed_staleness = "3s"
         fut = ex.futures_ws_url(),
         state = dir.join("state").display(),
     );
-    Config::parse(&text, "test.toml").expect("valid test config")
+    let mut opts = LiveOptions::new(Config::parse(&text, "test.toml").expect("valid test config"));
+    opts.credentials = Some(Credentials::new(
+        ex.keys().api_key.clone(),
+        secret.unwrap_or(&ex.keys().secret).to_string(),
+    ));
+    opts.clock = Some(ex.clock());
+    opts
 }
 
 /// Runs the trader on `ex` until its recording has been replayed (or `max` passes).
 async fn run_until_replayed(
     ex: &RunningExchange,
-    config: Config,
+    mut opts: LiveOptions,
     max: Duration,
 ) -> Result<LiveSummary, LiveError> {
-    let shutdown = CancellationToken::new();
     let mut watch = ex.replay_watch();
-    let stop = shutdown.clone();
+    let stop = opts.shutdown.clone();
     let waiter = tokio::spawn(async move {
         let _ = watch.wait_for(|s| s.phase == ReplayPhase::Finished).await;
         stop.cancel();
     });
-    let opts = LiveOptions {
-        config,
-        flatten_on_exit: false,
-        max_duration: Some(max),
-        shutdown,
-        clock: Some(ex.clock()),
-    };
+    opts.max_duration = Some(max);
     let r = premia::live::run(opts).await;
     waiter.abort();
     r
@@ -344,14 +334,8 @@ action = "enter_long"
 [order]
 quantity = "0.002"
 "#;
-    let cfg = config(&ex, tmp.path(), never, None, 5_000);
-    let opts = LiveOptions {
-        config: cfg,
-        flatten_on_exit: false,
-        max_duration: Some(Duration::from_millis(500)),
-        shutdown: CancellationToken::new(),
-        clock: Some(ex.clock()),
-    };
+    let mut opts = config(&ex, tmp.path(), never, None, 5_000);
+    opts.max_duration = Some(Duration::from_millis(500));
     let s = premia::live::run(opts).await.expect("run");
     assert_eq!(s.orders, 0);
     assert_eq!(
@@ -390,15 +374,11 @@ async fn wrong_or_missing_keys_give_one_clear_error() {
     let ex = exchange(4.0).await;
     let tmp = tempfile::tempdir().unwrap();
     let wrong = "definitely-not-the-secret-0123456789";
-    let cfg = config(&ex, tmp.path(), ALWAYS_LONG, Some(wrong), 5_000);
-    let opts = LiveOptions {
-        config: cfg.clone(),
-        flatten_on_exit: false,
-        max_duration: Some(Duration::from_secs(5)),
-        shutdown: CancellationToken::new(),
-        clock: Some(ex.clock()),
-    };
+    let mut opts = config(&ex, tmp.path(), ALWAYS_LONG, Some(wrong), 5_000);
+    opts.max_duration = Some(Duration::from_secs(5));
+    let cfg = opts.config.clone();
     let err = premia::live::run(opts).await.expect_err("bad signature");
+    assert_eq!(err.exit_code(), 2, "a bad key is not retried: {err}");
     let text = err.to_string();
     assert!(text.contains("-1022"), "{text}");
     assert!(
@@ -406,24 +386,17 @@ async fn wrong_or_missing_keys_give_one_clear_error() {
         "no secrets in errors: {text}"
     );
 
-    let mut cfg = cfg;
-    cfg.exchange.api_key_env = "PREMIA_IT_SURELY_UNSET_KEY".into();
-    cfg.exchange.api_secret_env = "PREMIA_IT_SURELY_UNSET_SECRET".into();
-    let opts = LiveOptions {
-        config: cfg,
-        flatten_on_exit: false,
-        max_duration: Some(Duration::from_secs(5)),
-        shutdown: CancellationToken::new(),
-        clock: None,
-    };
+    // No keys given: the error names the variables the config names.
+    let mut opts = LiveOptions::new(cfg);
+    opts.max_duration = Some(Duration::from_secs(5));
     match premia::live::run(opts).await {
         Err(e @ LiveError::MissingKeys(_)) => {
             let t = e.to_string();
             assert!(
-                t.contains("PREMIA_IT_SURELY_UNSET_KEY")
-                    && t.contains("PREMIA_IT_SURELY_UNSET_SECRET"),
+                t.contains("PREMIA_IT_KEY") && t.contains("PREMIA_IT_SECRET"),
                 "{t}"
             );
+            assert_eq!(e.exit_code(), 2);
         }
         other => panic!(
             "expected MissingKeys, got {other:?}",
@@ -462,8 +435,8 @@ quantity = "0.002"
             fixture("spot_btcusdt_20240808_head2000.gz"),
             fixture("usdm_btcusdt_20240808_head2000.gz"),
         ],
-        strategy: premia::strategy::load_file(&cfg.strategy).unwrap(),
-        config: cfg.clone(),
+        strategy: premia::strategy::load_file(&cfg.config.strategy).unwrap(),
+        config: cfg.config.clone(),
         state_dir: tmp.path().join("bt"),
         fills_csv: None,
         progress: false,

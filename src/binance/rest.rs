@@ -389,10 +389,11 @@ impl RestClient {
         }
     }
 
-    /// Calls `f` with every new back-off window the exchange imposes (a 429's `Retry-After`, a 418 ban).
-    pub fn on_block(&self, f: BlockListener) {
+    /// Calls `f` with every new back-off window the exchange imposes (a 429's `Retry-After`, a 418 ban);
+    /// `None` stops that.
+    pub fn on_block(&self, f: Option<BlockListener>) {
         if let Ok(mut l) = self.inner.block_listener.lock() {
-            *l = Some(f);
+            *l = f;
         }
     }
 

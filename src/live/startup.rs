@@ -109,7 +109,7 @@ pub(super) async fn rest_client(
         }
     }
     let keep = store.meta_keeper(BACKOFF_KEY);
-    rest.on_block(Arc::new(move |w: BlockWindow| {
+    rest.on_block(Some(Arc::new(move |w: BlockWindow| {
         let value = format!(
             "{} {}",
             w.until_unix_ms,
@@ -118,7 +118,7 @@ pub(super) async fn rest_client(
         if let Err(e) = keep.put(&value) {
             tracing::warn!(error = %e, "cannot keep the back-off window in the state store");
         }
-    }));
+    })));
     Ok(rest)
 }
 

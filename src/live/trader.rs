@@ -400,8 +400,13 @@ impl LiveTrader {
     async fn shutdown(mut self, tasks: Tasks, started: Instant) -> Result<LiveSummary, LiveError> {
         tasks.cancel.cancel();
         drop(tasks.rx);
-        for t in tasks.handles {
-            let _ = tokio::time::timeout(Duration::from_secs(3), t).await;
+        for mut t in tasks.handles {
+            if tokio::time::timeout(Duration::from_secs(3), &mut t)
+                .await
+                .is_err()
+            {
+                t.abort();
+            }
         }
         settle_intent_flush(&mut self.intent_flush, &self.latency).await?;
         self.store.flush()?;
@@ -421,6 +426,8 @@ impl LiveTrader {
         if let Some(l) = self.ep.local.take() {
             l.shutdown().await;
         }
+        // The store's last user besides this one: the state dir is free once the trader is gone.
+        self.rest.on_block(None);
         self.summary(exchange_position_qty, started)
     }
 

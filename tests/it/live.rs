@@ -555,3 +555,235 @@ async fn trading_survives_an_expired_listen_key() {
     }
     ex.shutdown().await;
 }
+
+// =================================================================================================================
+// Unattended operation: transient faults at start-up, persisted back-off, signals, exit codes, the state dir.
+
+/// What the fault proxy answers instead of forwarding (in order, one per request), then it forwards everything.
+#[derive(Clone, Copy, Debug)]
+enum Answer {
+    /// HTTP 429 with `Retry-After: n` seconds.
+    RateLimited(u64),
+    /// HTTP 418 with `Retry-After: n` seconds.
+    Banned(u64),
+    /// HTTP 503 `-1007`.
+    Unavailable,
+}
+
+struct ProxyState {
+    upstream: String,
+    script: std::sync::Mutex<std::collections::VecDeque<Answer>>,
+    /// Every request: when it arrived, its path, and the scripted answer it got (`None` = forwarded).
+    seen: std::sync::Mutex<Vec<(std::time::SystemTime, String, Option<Answer>)>>,
+    http: reqwest::Client,
+}
+
+/// A REST front for `ex` that answers the scripted faults first and forwards the rest to the real exchange.
+async fn fault_proxy(
+    listener: tokio::net::TcpListener,
+    upstream: String,
+    script: Vec<Answer>,
+) -> std::sync::Arc<ProxyState> {
+    use axum::body::Bytes;
+    use axum::extract::State;
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    use axum::response::{IntoResponse, Response};
+    let state = std::sync::Arc::new(ProxyState {
+        upstream,
+        script: std::sync::Mutex::new(script.into()),
+        seen: std::sync::Mutex::default(),
+        http: reqwest::Client::new(),
+    });
+    async fn handle(
+        State(st): State<std::sync::Arc<ProxyState>>,
+        method: Method,
+        uri: Uri,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Response {
+        let answer = st.script.lock().unwrap().pop_front();
+        let now = std::time::SystemTime::now();
+        st.seen
+            .lock()
+            .unwrap()
+            .push((now, uri.path().to_string(), answer));
+        let fault = |status: u16, retry: Option<u64>, body: &'static str| {
+            let mut r = (StatusCode::from_u16(status).unwrap(), body).into_response();
+            if let Some(s) = retry {
+                r.headers_mut()
+                    .insert("retry-after", s.to_string().parse().unwrap());
+            }
+            r
+        };
+        match answer {
+            Some(Answer::RateLimited(s)) => {
+                return fault(429, Some(s), r#"{"code":-1003,"msg":"Too many requests"}"#)
+            }
+            Some(Answer::Banned(s)) => {
+                return fault(418, Some(s), r#"{"code":-1003,"msg":"IP banned"}"#)
+            }
+            Some(Answer::Unavailable) => {
+                return fault(
+                    503,
+                    None,
+                    r#"{"code":-1007,"msg":"Timeout waiting for response from backend server. Send status unknown; execution status unknown."}"#,
+                )
+            }
+            None => {}
+        }
+        let url = format!(
+            "{}{}",
+            st.upstream,
+            uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")
+        );
+        let m = reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap();
+        let mut rb = st.http.request(m, url).body(body.to_vec());
+        for (k, v) in headers.iter() {
+            if k == "x-mbx-apikey" || k == "content-type" {
+                rb = rb.header(k.as_str(), v.as_bytes());
+            }
+        }
+        match rb.send().await {
+            Ok(r) => {
+                let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
+                let text = r.text().await.unwrap_or_default();
+                (status, text).into_response()
+            }
+            Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+        }
+    }
+    let app = axum::Router::new()
+        .fallback(handle)
+        .with_state(state.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    state
+}
+
+const NEVER: &str = r#"
+name = "never"
+symbol = "BTCUSDT"
+[[rule]]
+name = "never"
+when = "perp_mid < 0"
+action = "enter_long"
+[order]
+quantity = "0.002"
+"#;
+
+/// A loopback port nothing listens on (yet).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_retries_through_refused_connections_429_and_503_then_trades() {
+    let ex = exchange(4.0).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut opts = config(&ex, tmp.path(), ALWAYS_LONG, None, 5_000);
+    opts.config.exchange.rest_url = format!("http://127.0.0.1:{port}");
+    // Nothing listens for the first second (connection refused), then the exchange answers 429, then 503.
+    let upstream = ex.rest_url();
+    let proxy = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let l = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        fault_proxy(
+            l,
+            upstream,
+            vec![Answer::RateLimited(1), Answer::Unavailable],
+        )
+        .await
+    });
+    let s = run_until_replayed(&ex, opts, Duration::from_secs(60))
+        .await
+        .expect("the run survives the start-up faults");
+    let proxy = proxy.await.unwrap();
+    assert!(s.fills >= 2, "it traded after the faults: {s:?}");
+    assert_eq!(s.exchange_position_qty, Some(s.position_qty));
+    let seen = proxy.seen.lock().unwrap().clone();
+    assert!(
+        matches!(seen[0].2, Some(Answer::RateLimited(1))),
+        "{seen:?}"
+    );
+    assert!(matches!(seen[1].2, Some(Answer::Unavailable)), "{seen:?}");
+    let waited = seen[1].0.duration_since(seen[0].0).unwrap();
+    assert!(
+        waited >= Duration::from_millis(990),
+        "nothing sent inside the Retry-After window: {waited:?}"
+    );
+    ex.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_learned_before_a_restart_is_waited_out_before_the_first_request() {
+    let ex = exchange(4.0).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let proxy = fault_proxy(listener, ex.rest_url(), vec![Answer::Banned(3)]).await;
+    let mut opts = config(&ex, tmp.path(), NEVER, None, 5_000);
+    opts.config.exchange.rest_url = format!("http://{addr}");
+    // First process: banned at its first request, gives up after 1 s (--startup-timeout).
+    let mut first = opts.clone();
+    first.startup_timeout = Some(Duration::from_secs(1));
+    let e = premia::live::run(first)
+        .await
+        .expect_err("start-up timed out");
+    assert_eq!(e.exit_code(), 3, "{e}");
+    assert!(
+        e.to_string().contains("418"),
+        "the last error is named: {e}"
+    );
+    let banned_at = proxy.seen.lock().unwrap()[0].0;
+    assert_eq!(
+        proxy.seen.lock().unwrap().len(),
+        1,
+        "nothing sent during the ban"
+    );
+    // Second process on the same state dir: waits for the rest of the ban, then starts.
+    let mut second = opts;
+    second.max_duration = Some(Duration::from_millis(300));
+    second.shutdown = CancellationToken::new();
+    premia::live::run(second).await.expect("the restart runs");
+    let seen = proxy.seen.lock().unwrap().clone();
+    assert!(seen.len() > 1, "{seen:?}");
+    let next = seen[1].0.duration_since(banned_at).unwrap();
+    assert!(
+        next >= Duration::from_millis(2_900),
+        "the restarted process sent inside the ban window: {next:?}"
+    );
+    ex.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_dir_that_cannot_be_written_refuses_to_trade_and_says_why() {
+    let ex = exchange(4.0).await;
+    let tmp = tempfile::tempdir().unwrap();
+    // A regular file where the state dir's parent should be: nothing can be created there (whoever runs the test).
+    let blocker = tmp.path().join("not-a-dir");
+    std::fs::write(&blocker, "x").unwrap();
+    let mut opts = config(&ex, tmp.path(), ALWAYS_LONG, None, 5_000);
+    opts.config.state_dir = blocker.join("state");
+    let e = premia::live::run(opts).await.expect_err("refused");
+    assert!(matches!(e, LiveError::StateNotWritable { .. }), "{e:?}");
+    assert_eq!(e.exit_code(), 2);
+    let text = e.to_string();
+    assert!(
+        text.contains("not-a-dir") && text.contains("does not trade"),
+        "{text}"
+    );
+    assert_eq!(
+        ex.snapshot().position.qty,
+        Decimal::ZERO,
+        "no order was sent"
+    );
+    ex.shutdown().await;
+}

@@ -60,10 +60,22 @@ fn config(
     secret: Option<&str>,
     timeout_ms: u64,
 ) -> LiveOptions {
+    let text = config_text(ex, dir, strategy, timeout_ms);
+    let mut opts = LiveOptions::new(Config::parse(&text, "test.toml").expect("valid test config"));
+    opts.credentials = Some(Credentials::new(
+        ex.keys().api_key.clone(),
+        secret.unwrap_or(&ex.keys().secret).to_string(),
+    ));
+    opts.clock = Some(ex.clock());
+    opts
+}
+
+/// The config file of [`config`]; the keys are read from `PREMIA_IT_KEY` / `PREMIA_IT_SECRET` by `premia run`.
+fn config_text(ex: &RunningExchange, dir: &Path, strategy: &str, timeout_ms: u64) -> String {
     let (key_env, secret_env) = ("PREMIA_IT_KEY", "PREMIA_IT_SECRET");
     let strategy_path = dir.join("strategy.toml");
     std::fs::write(&strategy_path, strategy).unwrap();
-    let text = format!(
+    format!(
         r#"
 strategy = "{strategy}"
 [exchange]
@@ -88,14 +100,7 @@ max_feed_staleness = "3s"
         spot = ex.spot_ws_url(),
         fut = ex.futures_ws_url(),
         state = dir.join("state").display(),
-    );
-    let mut opts = LiveOptions::new(Config::parse(&text, "test.toml").expect("valid test config"));
-    opts.credentials = Some(Credentials::new(
-        ex.keys().api_key.clone(),
-        secret.unwrap_or(&ex.keys().secret).to_string(),
-    ));
-    opts.clock = Some(ex.clock());
-    opts
+    )
 }
 
 /// Runs the trader on `ex` until its recording has been replayed (or `max` passes).
@@ -786,4 +791,206 @@ async fn a_state_dir_that_cannot_be_written_refuses_to_trade_and_says_why() {
         "no order was sent"
     );
     ex.shutdown().await;
+}
+
+// -----------------------------------------------------------------------------------------------------------------
+// The real binary: signals and exit codes.
+
+/// Waits (bounded) for the child to exit; kills it and fails when it does not.
+fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
+    let until = std::time::Instant::now() + within;
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st;
+        }
+        if std::time::Instant::now() > until {
+            let _ = child.kill();
+            panic!("premia did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn read_pipe(p: Option<impl std::io::Read>) -> String {
+    let mut s = String::new();
+    if let Some(mut p) = p {
+        let _ = p.read_to_string(&mut s);
+    }
+    s
+}
+
+const HOLD_LONG: &str = r#"
+name = "hold-long"
+symbol = "BTCUSDT"
+[[rule]]
+name = "in"
+when = "perp_mid > 0"
+action = "enter_long"
+[exit]
+max_hold = "1h"
+[order]
+quantity = "0.002"
+"#;
+
+#[test]
+fn sigterm_takes_the_clean_path_flattens_prints_the_summary_and_exits_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let strategy = tmp.path().join("strategy.toml");
+    std::fs::write(&strategy, HOLD_LONG).unwrap();
+    let log = tmp.path().join("log.jsonl");
+    let cfg = tmp.path().join("config.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+strategy = "{strategy}"
+[exchange]
+mode = "local"
+[local]
+data = ["spot:{spot}", "perp:{perp}"]
+speed = 1.0
+listen = "127.0.0.1:0"
+[storage]
+state_dir = "{state}"
+[risk]
+max_feed_staleness = "3s"
+[log]
+json_file = "{log}"
+"#,
+            strategy = strategy.display(),
+            spot = fixture("spot_btcusdt_20240808_head2000.gz"),
+            perp = fixture("usdm_btcusdt_20240808_head2000.gz"),
+            state = tmp.path().join("state").display(),
+            log = log.display(),
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_premia"))
+        .args(["run", "--flatten-on-exit", "--config"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the entry has filled: the JSON log says so.
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.contains(r#""message":"fill""#) && l.contains(r#""position":"0.002""#))
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "no entry fill within 30 s"
+        );
+        if child.try_wait().unwrap().is_some() {
+            panic!("premia exited early: {}", read_pipe(child.stderr.take()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = wait_exit(&mut child, Duration::from_secs(30));
+    let out = read_pipe(child.stdout.take());
+    let err = read_pipe(child.stderr.take());
+    assert_eq!(status.code(), Some(0), "clean exit on SIGTERM: {err}");
+    assert!(out.contains("run summary"), "summary printed: {out}");
+    let position = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("position"))
+        .unwrap_or_else(|| panic!("a position line: {out}"));
+    let numbers: Vec<Decimal> = position
+        .split(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+        .filter_map(|t| Decimal::from_str(t).ok())
+        .collect();
+    assert_eq!(numbers.len(), 2, "premia's and the exchange's: {position}");
+    assert!(numbers.iter().all(|q| q.is_zero()), "flattened: {position}");
+    assert!(err.contains("SIGTERM"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_keys_exit_2_and_the_error_reaches_the_json_log_without_the_secret() {
+    let ex = exchange(4.0).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("config.toml");
+    std::fs::write(&cfg, config_text(&ex, tmp.path(), ALWAYS_LONG, 5_000)).unwrap();
+    let log = tmp.path().join("log.jsonl");
+    let secret = "definitely-not-the-secret-0123456789";
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_premia"));
+    cmd.args(["run", "--config"])
+        .arg(&cfg)
+        .arg("--log-json")
+        .arg(&log)
+        .env("PREMIA_IT_KEY", &ex.keys().api_key)
+        .env("PREMIA_IT_SECRET", secret);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("-1022"), "{err}");
+    let json = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        json.lines()
+            .any(|l| l.contains("-1022") && l.contains(r#""fatal":true"#)),
+        "the fatal error is in the JSON log: {json}"
+    );
+    for text in [&*err, &*json, &*String::from_utf8_lossy(&out.stdout)] {
+        assert!(!text.contains(secret), "secret leaked: {text}");
+    }
+    ex.shutdown().await;
+}
+
+#[test]
+fn an_unreachable_exchange_exits_3_after_the_startup_timeout_with_the_last_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let strategy = tmp.path().join("strategy.toml");
+    std::fs::write(&strategy, NEVER).unwrap();
+    let cfg = tmp.path().join("config.toml");
+    let dead = format!("127.0.0.1:{}", free_port());
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+strategy = "{strategy}"
+[exchange]
+mode = "binance"
+rest_url = "http://{dead}"
+ws_url = "ws://{dead}"
+api_key_env = "PREMIA_IT_KEY"
+api_secret_env = "PREMIA_IT_SECRET"
+[feeds]
+spot_ws_url = "ws://{dead}"
+futures_ws_url = "ws://{dead}"
+[storage]
+state_dir = "{state}"
+"#,
+            strategy = strategy.display(),
+            state = tmp.path().join("state").display(),
+        ),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_premia"))
+        .args(["run", "--startup-timeout", "2s", "--config"])
+        .arg(&cfg)
+        .env("PREMIA_IT_KEY", "k")
+        .env("PREMIA_IT_SECRET", "s")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("--startup-timeout"), "{err}");
+    assert!(
+        err.contains("could not reach the exchange"),
+        "the last error: {err}"
+    );
+    assert!(
+        !err.contains("UNKNOWN"),
+        "no order-outcome wording for a start-up request: {err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
 }

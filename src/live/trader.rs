@@ -251,7 +251,9 @@ impl LiveTrader {
     /// An order's outcome, applied once its intent is on disk.
     async fn apply_order(&mut self, u: crate::model::OrderUpdate) -> Result<(), LiveError> {
         settle_intent_flush(&mut self.intent_flush, &self.latency).await?;
-        self.engine.on_event(&Event::Order(u), &mut self.actions);
+        // Its log lines (fills) carry the market time (a replay's, or the wall clock).
+        let span = tracing::info_span!("order", market_ts = (self.clock)());
+        span.in_scope(|| self.engine.on_event(&Event::Order(u), &mut self.actions));
         Ok(())
     }
 
@@ -310,8 +312,14 @@ impl LiveTrader {
                 a => persist(&self.store, &a)?,
             }
         }
-        // The decision's journal entry, now that its order is on its way.
-        self.engine.flush_journal(&mut actions);
+        // The decision's journal entry, now that its order is on its way (its log line carries the market time;
+        // a span only for events that acted, never on the plain per-event path).
+        if origin.is_some() {
+            let span = tracing::info_span!("decision", market_ts = (self.clock)());
+            span.in_scope(|| self.engine.flush_journal(&mut actions));
+        } else {
+            self.engine.flush_journal(&mut actions);
+        }
         for a in actions.drain(..) {
             persist(&self.store, &a)?;
         }

@@ -1583,3 +1583,28 @@ async fn feed_detects_silence_and_reconnects_before_the_24h_cut() {
     task.await.unwrap();
     feeder.abort();
 }
+
+#[tokio::test]
+async fn a_start_up_request_without_an_answer_is_not_explained_as_an_order_outcome() {
+    // A server that accepts connections and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let mut cfg = RestConfig::new(base);
+    cfg.timeout = Duration::from_millis(300);
+    let c = RestClient::new(cfg, Credentials::new("k", "s")).unwrap();
+    let e = c.sync_time().await.unwrap_err();
+    assert!(matches!(e, BinanceError::NoAnswer { .. }), "{e:?}");
+    assert!(e.is_transient() && !e.is_unknown_outcome(), "{e:?}");
+    let text = e.to_string();
+    assert!(
+        !text.contains("UNKNOWN") && !text.contains("executed") && !text.contains("client id"),
+        "no order-outcome wording: {text}"
+    );
+    assert!(text.contains("/fapi/v1/time"), "{text}");
+}

@@ -994,3 +994,27 @@ state_dir = "{state}"
     );
     assert!(started.elapsed() < Duration::from_secs(20));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feeds_that_cannot_connect_are_counted_as_failed_attempts_not_reconnects() {
+    let ex = exchange(4.0).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = config(&ex, tmp.path(), ALWAYS_LONG, None, 5_000);
+    let dead = format!("ws://127.0.0.1:{}", free_port());
+    opts.config.feeds.spot_ws_url = dead.clone();
+    opts.config.feeds.futures_ws_url = dead;
+    opts.max_duration = Some(Duration::from_secs(2));
+    let s = premia::live::run(opts)
+        .await
+        .expect("the run goes on without feeds");
+    assert!(s.feed_connect_failures >= 4, "{s:?}");
+    assert_eq!(s.feed_reconnects, 0, "{s:?}");
+    assert_eq!(s.feed_disconnects, 0, "{s:?}");
+    assert_eq!(s.orders, 0, "no entry without market data");
+    let text = s.render_text();
+    assert!(
+        text.contains("0 reconnects") && text.contains("failed connection attempts"),
+        "{text}"
+    );
+    ex.shutdown().await;
+}

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::gateway::{settle, OrderGateway, Settled};
 use super::Inbound;
+use crate::binance::backoff::{retry, RetryPolicy};
 use crate::binance::error::BinanceError;
 use crate::binance::rest::{RestClient, StartedOrder};
 use crate::model::{OrderRecord, OrderRequest, OrderState, OrderUpdate, TsNs};
@@ -38,6 +39,9 @@ pub enum RouterCmd {
 /// How often an UNKNOWN order is queried again until the exchange tells.
 const RESOLVE_EVERY: Duration = Duration::from_secs(2);
 
+/// How long a query after a user-stream reconnect is retried through transient faults.
+const QUERY_PATIENCE: Duration = Duration::from_secs(30);
+
 pub async fn run_router(
     rest: RestClient,
     mut rx: mpsc::Receiver<RouterCmd>,
@@ -52,7 +56,7 @@ pub async fn run_router(
         let updates = tokio::select! {
             _ = cancel.cancelled() => break,
             cmd = rx.recv() => match cmd {
-                Some(cmd) => command(&rest, cmd, &clock, &mut unresolved).await,
+                Some(cmd) => command(&rest, cmd, &clock, &mut unresolved, &cancel).await,
                 None => break,
             },
             _ = resolve_tick.tick(), if !unresolved.is_empty() => {
@@ -73,6 +77,7 @@ async fn command(
     cmd: RouterCmd,
     clock: &crate::clock::Clock,
     unresolved: &mut Vec<OrderRecord>,
+    cancel: &CancellationToken,
 ) -> Vec<OrderUpdate> {
     match cmd {
         RouterCmd::Place { record, started } => {
@@ -87,13 +92,24 @@ async fn command(
             }
             vec![u]
         }
-        RouterCmd::Query { client_id, symbol } => match rest.query(&symbol, &client_id).await {
-            Ok(u) => vec![u],
-            Err(e) => {
-                tracing::warn!(%client_id, error = %e, "order query failed");
-                Vec::new()
+        RouterCmd::Query { client_id, symbol } => {
+            // Transient failures are retried (bounded: the router has other orders to finish).
+            let policy = RetryPolicy {
+                deadline: Some(tokio::time::Instant::now() + QUERY_PATIENCE),
+                ..RetryPolicy::default()
+            };
+            match retry(&policy, "order query", cancel, || {
+                rest.query(&symbol, &client_id)
+            })
+            .await
+            {
+                Ok(u) => vec![u],
+                Err(e) => {
+                    tracing::warn!(%client_id, error = %e, "order query failed");
+                    Vec::new()
+                }
             }
-        },
+        }
         RouterCmd::Cancel { client_id, symbol } => match rest.cancel(&symbol, &client_id).await {
             Ok(u) => vec![u],
             // Already filled or gone: the user-data stream / a query tells the rest.

@@ -113,6 +113,7 @@ pub enum FeedStatus {
     ConnectFailed {
         venue: Venue,
         ts: TsNs,
+        error: String,
     },
 }
 
@@ -194,8 +195,13 @@ pub async fn run_feed<E>(
         let mut immediate = false;
         match connected {
             Err(e) => {
-                tracing::warn!(venue = venue.as_str(), error = %e, "market feed: connect failed");
-                let status = FeedStatus::ConnectFailed { venue, ts: clock() };
+                // Per attempt at debug level: the receiver logs the outage once (ConnectFailed).
+                tracing::debug!(venue = venue.as_str(), error = %e, "market feed: connect failed");
+                let status = FeedStatus::ConnectFailed {
+                    venue,
+                    ts: clock(),
+                    error: e.to_string(),
+                };
                 if tx.send(E::from(status)).await.is_err() {
                     return;
                 }

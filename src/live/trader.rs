@@ -34,6 +34,8 @@ struct Feeds {
     /// Per venue (spot, perp): connected at least once, and down now.
     ever_up: [bool; 2],
     down: [bool; 2],
+    /// A connection attempt failed since the feed was last up (the outage is logged once).
+    failing: [bool; 2],
     disconnects: u64,
     reconnects: u64,
     connect_failures: u64,
@@ -273,10 +275,16 @@ impl LiveTrader {
                 self.engine
                     .on_event(&Event::FeedDown(venue, ts), &mut self.actions);
             }
-            FeedStatus::ConnectFailed { venue, ts } => {
+            FeedStatus::ConnectFailed { venue, ts, error } => {
+                let i = slot(venue);
                 self.feeds.connect_failures += 1;
-                if !self.feeds.down[slot(venue)] && !self.feeds.ever_up[slot(venue)] {
-                    self.feeds.down[slot(venue)] = true;
+                if !self.feeds.failing[i] {
+                    // Once per outage, not per attempt.
+                    self.feeds.failing[i] = true;
+                    tracing::warn!(venue = venue.as_str(), %error, market_ts, "feed cannot connect; retrying with back-off (logged again when it connects)");
+                }
+                if !self.feeds.down[i] {
+                    self.feeds.down[i] = true;
                     self.engine
                         .on_event(&Event::FeedDown(venue, ts), &mut self.actions);
                 }
@@ -288,6 +296,7 @@ impl LiveTrader {
                 }
                 self.feeds.ever_up[i] = true;
                 self.feeds.down[i] = false;
+                self.feeds.failing[i] = false;
                 tracing::info!(venue = venue.as_str(), market_ts, "feed connected");
                 self.engine
                     .on_event(&Event::FeedUp(venue, ts), &mut self.actions);

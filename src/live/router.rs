@@ -14,6 +14,15 @@ use crate::binance::error::BinanceError;
 use crate::binance::rest::{RestClient, StartedOrder};
 use crate::model::{OrderRecord, OrderRequest, OrderState, OrderUpdate, TsNs};
 
+/// What the router keeps between commands.
+#[derive(Default)]
+struct RouterState {
+    /// Orders whose outcome is still UNKNOWN, settled again every [`RESOLVE_EVERY`].
+    unresolved: Vec<OrderRecord>,
+    /// The kind of back-off (429 / 418) the last order was refused for: logged once per episode.
+    refusing: Option<&'static str>,
+}
+
 /// What the engine task asks the router to do.
 #[derive(Debug)]
 // `Place` is moved once per order: copying its few hundred bytes is cheaper than boxing it on the order path.
@@ -49,18 +58,18 @@ pub async fn run_router(
     clock: crate::clock::Clock,
     cancel: CancellationToken,
 ) {
-    let mut unresolved: Vec<OrderRecord> = Vec::new();
+    let mut st = RouterState::default();
     let mut resolve_tick = tokio::time::interval(RESOLVE_EVERY);
     resolve_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let updates = tokio::select! {
             _ = cancel.cancelled() => break,
             cmd = rx.recv() => match cmd {
-                Some(cmd) => command(&rest, cmd, &clock, &mut unresolved, &cancel).await,
+                Some(cmd) => command(&rest, cmd, &clock, &mut st, &cancel).await,
                 None => break,
             },
-            _ = resolve_tick.tick(), if !unresolved.is_empty() => {
-                resolve_unknown(&rest, &clock, &mut unresolved).await
+            _ = resolve_tick.tick(), if !st.unresolved.is_empty() => {
+                resolve_unknown(&rest, &clock, &mut st).await
             }
         };
         for u in updates {
@@ -76,7 +85,7 @@ async fn command(
     rest: &RestClient,
     cmd: RouterCmd,
     clock: &crate::clock::Clock,
-    unresolved: &mut Vec<OrderRecord>,
+    st: &mut RouterState,
     cancel: &CancellationToken,
 ) -> Vec<OrderUpdate> {
     match cmd {
@@ -86,9 +95,10 @@ async fn command(
                 &record.request,
                 clock(),
                 settle(rest, &record.request, first).await,
+                &mut st.refusing,
             );
             if u.state == OrderState::Unknown {
-                unresolved.push(record);
+                st.unresolved.push(record);
             }
             vec![u]
         }
@@ -129,11 +139,11 @@ async fn command(
 async fn resolve_unknown(
     rest: &RestClient,
     clock: &crate::clock::Clock,
-    unresolved: &mut Vec<OrderRecord>,
+    st: &mut RouterState,
 ) -> Vec<OrderUpdate> {
     let mut out = Vec::new();
     let mut still = Vec::new();
-    for rec in unresolved.drain(..) {
+    for rec in st.unresolved.drain(..) {
         let again = Err(BinanceError::Unknown {
             reason: "outcome not yet known".into(),
         });
@@ -141,6 +151,7 @@ async fn resolve_unknown(
             &rec.request,
             clock(),
             settle(rest, &rec.request, again).await,
+            &mut st.refusing,
         );
         if u.state == OrderState::Unknown {
             still.push(rec);
@@ -148,12 +159,17 @@ async fn resolve_unknown(
             out.push(u);
         }
     }
-    *unresolved = still;
+    st.unresolved = still;
     out
 }
 
 /// An order's settled placement outcome as an [`OrderUpdate`] at `now`.
-fn outcome(req: &OrderRequest, now: TsNs, settled: Settled) -> OrderUpdate {
+fn outcome(
+    req: &OrderRequest,
+    now: TsNs,
+    settled: Settled,
+    refusing: &mut Option<&'static str>,
+) -> OrderUpdate {
     let update = |state: OrderState, reason: String| OrderUpdate {
         ts: now,
         client_id: req.client_id.clone(),
@@ -167,6 +183,7 @@ fn outcome(req: &OrderRequest, now: TsNs, settled: Settled) -> OrderUpdate {
     };
     match settled {
         Settled::Known(mut u) => {
+            *refusing = None;
             // Our clock, so the engine's time never jumps to the exchange's.
             u.ts = now;
             u
@@ -176,17 +193,17 @@ fn outcome(req: &OrderRequest, now: TsNs, settled: Settled) -> OrderUpdate {
             update(OrderState::Unknown, e.to_string())
         }
         Settled::Refused(e) => {
-            match &e {
-                BinanceError::IpBanned { .. } => {
-                    tracing::error!(client_id = %req.client_id, error = %e, "IP BANNED by the exchange (418): no orders are sent until the ban ends")
-                }
-                BinanceError::RateLimited { .. } => {
-                    tracing::error!(client_id = %req.client_id, error = %e, "rate limited (429): backing off")
-                }
-                _ => {
-                    tracing::error!(client_id = %req.client_id, side = req.side.as_str(), qty = %req.qty, error = %e, "order rejected")
-                }
+            let blocked = matches!(
+                e,
+                BinanceError::RateLimited { .. } | BinanceError::IpBanned { .. }
+            );
+            if !blocked {
+                tracing::error!(client_id = %req.client_id, side = req.side.as_str(), qty = %req.qty, error = %e, "order rejected");
+            } else if *refusing != Some(e.kind()) {
+                // Once per rate-limit / ban episode, not per refused order.
+                tracing::error!(client_id = %req.client_id, error = %e, "orders refused: the exchange's back-off window is running; premia sends nothing until it ends");
             }
+            *refusing = blocked.then(|| e.kind());
             update(OrderState::Rejected, e.to_string())
         }
     }

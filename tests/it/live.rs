@@ -975,7 +975,7 @@ state_dir = "{state}"
     .unwrap();
     let started = std::time::Instant::now();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_premia"))
-        .args(["run", "--startup-timeout", "2s", "--config"])
+        .args(["run", "--startup-timeout", "8s", "--config"])
         .arg(&cfg)
         .env("PREMIA_IT_KEY", "k")
         .env("PREMIA_IT_SECRET", "s")
@@ -984,6 +984,15 @@ state_dir = "{state}"
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("--startup-timeout"), "{err}");
+    assert!(
+        err.contains("WAITING") && err.contains("server time"),
+        "the status line says what start-up waits for: {err}"
+    );
+    assert_eq!(
+        err.matches("exchange request failing").count(),
+        1,
+        "one line per state change, not per attempt: {err}"
+    );
     assert!(
         err.contains("could not reach the exchange"),
         "the last error: {err}"

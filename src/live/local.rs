@@ -85,6 +85,37 @@ impl LocalThread {
     }
 }
 
+/// What the local exchange's thread tells the bot once it is up (or why it is not).
+type Ready = Result<(LocalInfo, tokio::sync::watch::Receiver<ReplayStatus>), LiveError>;
+
+/// The local exchange's thread: starts it, reports it ready, serves until asked to stop, then shuts it down.
+async fn serve(
+    lcfg: crate::local_exchange::LocalExchangeConfig,
+    ready_tx: tokio::sync::oneshot::Sender<Ready>,
+    stop_rx: tokio::sync::oneshot::Receiver<()>,
+) {
+    let ex = match crate::local_exchange::LocalExchange::start(lcfg).await {
+        Ok(ex) => ex,
+        Err(e) => {
+            let _ = ready_tx.send(Err(e.into()));
+            return;
+        }
+    };
+    let info = LocalInfo {
+        rest_url: ex.rest_url(),
+        user_ws_url: ex.user_ws_url(),
+        spot_ws_url: ex.spot_ws_url(),
+        futures_ws_url: ex.futures_ws_url(),
+        keys: ex.keys().clone(),
+        clock: ex.clock(),
+    };
+    if ready_tx.send(Ok((info, ex.replay_watch()))).is_ok() {
+        // Until asked to stop, or until the bot's side is gone (an error ended the run).
+        let _ = stop_rx.await;
+    }
+    ex.shutdown().await;
+}
+
 /// What the bot needs to know about the embedded exchange.
 struct LocalInfo {
     rest_url: String,
@@ -100,8 +131,8 @@ async fn start_local_exchange(
     cfg: &Config,
     symbol: &str,
 ) -> Result<(LocalThread, LocalInfo), LiveError> {
-    use crate::local_exchange::{LocalExchange, LocalExchangeConfig};
-    use tokio::sync::{oneshot, watch};
+    use crate::local_exchange::LocalExchangeConfig;
+    use tokio::sync::oneshot;
     let listen = cfg.local.listen.parse().map_err(|_| {
         LiveError::Startup(format!(
             "local.listen `{}` is not an address",
@@ -120,7 +151,6 @@ async fn start_local_exchange(
         min_subscribers: 2,
         ..LocalExchangeConfig::default()
     };
-    type Ready = Result<(LocalInfo, watch::Receiver<ReplayStatus>), LiveError>;
     let (ready_tx, ready_rx) = oneshot::channel::<Ready>();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let (done_tx, done_rx) = oneshot::channel::<()>();
@@ -141,28 +171,7 @@ async fn start_local_exchange(
                     return;
                 }
             };
-            rt.block_on(async move {
-                let ex = match LocalExchange::start(lcfg).await {
-                    Ok(ex) => ex,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e.into()));
-                        return;
-                    }
-                };
-                let info = LocalInfo {
-                    rest_url: ex.rest_url(),
-                    user_ws_url: ex.user_ws_url(),
-                    spot_ws_url: ex.spot_ws_url(),
-                    futures_ws_url: ex.futures_ws_url(),
-                    keys: ex.keys().clone(),
-                    clock: ex.clock(),
-                };
-                if ready_tx.send(Ok((info, ex.replay_watch()))).is_ok() {
-                    // Until asked to stop, or until the bot's side is gone (an error ended the run).
-                    let _ = stop_rx.await;
-                }
-                ex.shutdown().await;
-            });
+            rt.block_on(serve(lcfg, ready_tx, stop_rx));
         })
         .map_err(|e| {
             LiveError::Startup(format!("cannot start the local exchange's thread: {e}"))

@@ -96,6 +96,17 @@ struct RunArgs {
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     max_seconds: Option<f64>,
+    /// Give up (exit code 3) when the exchange cannot be reached at start-up for this long, e.g. "30s", "5m".
+    /// Without it a start-up keeps trying, as an unattended bot should.
+    #[arg(long, value_name = "DURATION", value_parser = parse_startup_timeout)]
+    startup_timeout: Option<std::time::Duration>,
+}
+
+fn parse_startup_timeout(s: &str) -> Result<std::time::Duration, String> {
+    premia::config::parse_duration(s)
+        .filter(|ns| *ns > 0)
+        .map(|ns| std::time::Duration::from_nanos(ns as u64))
+        .ok_or_else(|| format!("`{s}` is not a duration like 30s, 5m or 1h"))
 }
 
 #[derive(Args)]
@@ -207,14 +218,26 @@ struct GenTicksArgs {
     seed: u64,
 }
 
+/// Set once logging is up: fatal errors then go through it (to stderr and the JSON log alike).
+static LOGGING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", describe(&e));
+            fatal(&describe(&e));
             ExitCode::from(1)
         }
+    }
+}
+
+/// Reports an error that ends the process: on stderr, and in the JSON log when one is set up.
+fn fatal(message: &str) {
+    if LOGGING.load(std::sync::atomic::Ordering::Relaxed) {
+        tracing::error!(fatal = true, "{message}");
+    } else {
+        eprintln!("error: {message}");
     }
 }
 
@@ -268,6 +291,7 @@ fn init_logging(filter: &str, json_file: Option<&Path>) -> Result<()> {
         .with(stderr)
         .with(json)
         .init();
+    LOGGING.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }
 
@@ -345,45 +369,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let config = match Config::load(a.config.as_deref()) {
                 Ok(c) => c,
                 Err(e) => {
-                    eprintln!("{e}");
+                    setup(None)?;
+                    fatal(&e.to_string());
                     return Ok(ExitCode::from(2));
                 }
             };
             setup(Some(&config))?;
-            if config.strategy.as_os_str().is_empty() {
-                anyhow::bail!("the config names no strategy");
-            }
-            // The bot's tasks (feeds → engine → router, the user-data stream, the HTTP connections) share one thread:
-            // a frame's way to an order request is then a few task switches, never a wake-up of another worker
-            // (the embedded local exchange runs on a thread of its own). The fsyncs run on blocking threads.
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let opts = premia::live::LiveOptions {
-                config,
-                flatten_on_exit: a.flatten_on_exit,
-                max_duration: a
-                    .max_seconds
-                    .filter(|s| *s > 0.0)
-                    .map(std::time::Duration::from_secs_f64),
-                shutdown: tokio_util::sync::CancellationToken::new(),
-                clock: None,
-            };
-            // A task, not the block_on future itself: woken tasks run in turn, without waiting for the scheduler to
-            // drain its queue and poll the I/O driver first.
-            let run = runtime.block_on(async { tokio::spawn(premia::live::run(opts)).await });
-            let run = run.map_err(|e| anyhow::anyhow!("the trader's task failed: {e}"))?;
-            match run {
-                Ok(summary) => {
-                    print!("{}", summary.render_text());
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e @ premia::live::LiveError::MissingKeys(_)) => {
-                    eprintln!("error: {e}");
-                    Ok(ExitCode::from(2))
-                }
-                Err(e) => Err(e.into()),
-            }
+            run_live(a, config)
         }
         Command::Record(a) => {
             let config = Config::load(a.config.as_deref())?;
@@ -494,6 +486,105 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `premia run`: the keys from the environment, SIGINT/SIGTERM as the shutdown, the trader on one thread.
+fn run_live(a: RunArgs, config: Config) -> Result<ExitCode> {
+    if config.strategy.as_os_str().is_empty() {
+        fatal("the config names no strategy: set `strategy = \"strategies/….toml\"`");
+        return Ok(ExitCode::from(2));
+    }
+    let credentials = match credentials(&config) {
+        Ok(c) => c,
+        Err(e) => {
+            fatal(&e.to_string());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    // The bot's tasks (feeds → engine → router, the user-data stream, the HTTP connections) share one thread:
+    // a frame's way to an order request is then a few task switches, never a wake-up of another worker
+    // (the embedded local exchange runs on a thread of its own). The fsyncs run on blocking threads.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut opts = premia::live::LiveOptions::new(config);
+    opts.credentials = credentials;
+    opts.flatten_on_exit = a.flatten_on_exit;
+    opts.max_duration = a
+        .max_seconds
+        .filter(|s| *s > 0.0)
+        .map(std::time::Duration::from_secs_f64);
+    opts.startup_timeout = a.startup_timeout;
+    let shutdown = opts.shutdown.clone();
+    // A task, not the block_on future itself: woken tasks run in turn, without waiting for the scheduler to
+    // drain its queue and poll the I/O driver first.
+    let run = runtime.block_on(async {
+        tokio::spawn(watch_signals(shutdown));
+        tokio::spawn(premia::live::run(opts)).await
+    });
+    let run = run.map_err(|e| anyhow::anyhow!("the trader's task failed: {e}"))?;
+    match run {
+        Ok(summary) => {
+            print!("{}", summary.render_text());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if e.exit_code() == 0 {
+                tracing::info!("{e}");
+            } else {
+                fatal(&e.to_string());
+            }
+            Ok(ExitCode::from(e.exit_code()))
+        }
+    }
+}
+
+/// The API keys from the environment variables the config names (mode `binance`; the local exchange needs none).
+fn credentials(
+    config: &Config,
+) -> Result<Option<premia::binance::Credentials>, premia::live::LiveError> {
+    if config.exchange.mode != premia::config::ExchangeMode::Binance {
+        return Ok(None);
+    }
+    let (k, s) = (
+        &config.exchange.api_key_env,
+        &config.exchange.api_secret_env,
+    );
+    premia::binance::Credentials::from_values(
+        (k, std::env::var(k).ok()),
+        (s, std::env::var(s).ok()),
+    )
+    .map(Some)
+    .map_err(|premia::binance::sign::SignError::MissingEnv(vars)| {
+        premia::live::LiveError::MissingKeys(vars)
+    })
+}
+
+/// SIGINT and SIGTERM both take the clean path (cancel `shutdown`); a second signal exits at once.
+async fn watch_signals(shutdown: tokio_util::sync::CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install the SIGTERM/SIGINT handlers; stop premia with SIGKILL");
+        return;
+    };
+    let first = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(signal = first, "stopping cleanly: entries stop, the order in flight settles, state is flushed (a second signal exits at once)");
+    shutdown.cancel();
+    let second = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::warn!(
+        signal = second,
+        "second signal: exiting at once; the store is reconciled at the next start"
+    );
+    std::process::exit(130);
 }
 
 /// `premia check`: config and strategy problems, all of them, then a one-line verdict.

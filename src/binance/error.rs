@@ -35,6 +35,12 @@ pub enum BinanceError {
     IpBanned { retry_after: Option<Duration> },
     #[error("outcome UNKNOWN ({reason}) — the request may or may not have been executed; premia resolves orders by client id before sending anything else")]
     Unknown { reason: String },
+    /// A request that changes no order (time, exchange info, account, queries) got no usable answer: a timeout,
+    /// a 5xx or `-1007`. Nothing to resolve; it is sent again after a back-off.
+    #[error(
+        "no usable answer from the exchange ({reason}) — premia sends it again after a back-off"
+    )]
+    NoAnswer { reason: String },
     #[error("Binance {code}: {msg}")]
     Exchange { code: i64, msg: String },
     #[error("HTTP {status} from the exchange: {body}")]
@@ -123,6 +129,38 @@ impl BinanceError {
     /// True when the request may have been executed: an order must be resolved by client id, never assumed failed.
     pub fn is_unknown_outcome(&self) -> bool {
         matches!(self, BinanceError::Unknown { .. })
+    }
+
+    /// True when waiting and sending again can fix it: rate limits and bans (after their window), server errors,
+    /// `-1007`-style unknown outcomes, timeouts, refused connections, DNS failures and a skewed clock (resynced).
+    /// Everything else — bad keys, permissions, a wrong URL, a rejected order — needs a person or a new decision.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            BinanceError::RateLimited { .. }
+                | BinanceError::IpBanned { .. }
+                | BinanceError::Unknown { .. }
+                | BinanceError::NoAnswer { .. }
+                | BinanceError::Transport { .. }
+                | BinanceError::Timestamp { .. }
+        ) || matches!(self, BinanceError::Http { status, .. } if *status >= 500 || *status == 408)
+    }
+
+    /// A short name of the kind of failure, for "state changed" log lines (one per change, not per attempt).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BinanceError::RateLimited { .. } => "rate limited (429)",
+            BinanceError::IpBanned { .. } => "IP banned (418)",
+            BinanceError::Unknown { .. } | BinanceError::NoAnswer { .. } => {
+                "no usable answer (timeout or server error)"
+            }
+            BinanceError::Transport { .. } => "exchange unreachable",
+            BinanceError::Timestamp { .. } => "clock skew",
+            BinanceError::Signature { .. } | BinanceError::KeyOrPermission { .. } => {
+                "API key rejected"
+            }
+            _ => "request failed",
+        }
     }
 
     /// How long to wait before sending again, when the exchange said so.

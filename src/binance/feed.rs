@@ -165,6 +165,13 @@ pub enum FeedStatus {
         silent_for: Duration,
         ts: TsNs,
     },
+    /// A connection attempt failed (the feed is down and keeps trying).
+    ConnectFailed {
+        venue: Venue,
+        route: Option<Route>,
+        ts: TsNs,
+        error: String,
+    },
 }
 
 impl FeedStatus {
@@ -310,9 +317,19 @@ async fn run_connection<E>(
                 immediate = true;
             }
             Err(e) => {
-                tracing::warn!(venue = venue.as_str(), %url, error = %e, "market feed: connect failed");
+                // Per attempt at debug level: the receiver logs the outage once (ConnectFailed).
+                tracing::debug!(venue = venue.as_str(), %url, error = %e, "market feed: connect failed");
                 // An unreachable server is not a silent stream.
                 watch.restart(Instant::now());
+                let status = FeedStatus::ConnectFailed {
+                    venue,
+                    route,
+                    ts: clock(),
+                    error: e.to_string(),
+                };
+                if tx.send(E::from(status)).await.is_err() {
+                    return;
+                }
             }
             Ok((ws, _)) => {
                 let ctx = SessionCtx {

@@ -86,6 +86,19 @@ struct Block {
     banned: bool,
 }
 
+/// A window in which nothing may be sent (a 429's `Retry-After` or a 418 ban), in wall-clock time so that it can be
+/// kept across a restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockWindow {
+    /// Unix time (ms) when sending may resume.
+    pub until_unix_ms: i64,
+    /// A ban (418) rather than a rate limit (429).
+    pub banned: bool,
+}
+
+/// Told of every new back-off window (to keep it in the state store).
+pub type BlockListener = Arc<dyn Fn(BlockWindow) + Send + Sync>;
+
 struct Inner {
     http: reqwest::Client,
     base: String,
@@ -103,6 +116,7 @@ struct Inner {
     synced_at: Mutex<Option<Instant>>,
     usage: Mutex<RateUsage>,
     blocked: Mutex<Option<Block>>,
+    block_listener: Mutex<Option<BlockListener>>,
     v3_missing: AtomicBool,
 }
 
@@ -296,6 +310,7 @@ impl RestClient {
                 synced_at: Mutex::new(None),
                 usage: Mutex::new(RateUsage::default()),
                 blocked: Mutex::new(None),
+                block_listener: Mutex::new(None),
                 v3_missing: AtomicBool::new(false),
             }),
         })
@@ -350,11 +365,53 @@ impl RestClient {
     }
 
     fn block(&self, wait: Duration, banned: bool) {
-        if let Ok(mut guard) = self.inner.blocked.lock() {
-            let until = Instant::now() + wait;
-            let banned = banned || guard.is_some_and(|b| b.banned && b.until > until);
-            *guard = Some(Block { until, banned });
+        let Ok(mut guard) = self.inner.blocked.lock() else {
+            return;
+        };
+        let until = Instant::now() + wait;
+        if guard.is_some_and(|b| b.until > until) {
+            // A longer window (a ban learned earlier) stays.
+            return;
         }
+        *guard = Some(Block { until, banned });
+        drop(guard);
+        let listener = self
+            .inner
+            .block_listener
+            .lock()
+            .ok()
+            .and_then(|l| l.clone());
+        if let Some(listener) = listener {
+            listener(BlockWindow {
+                until_unix_ms: local_ms().saturating_add(wait.as_millis() as i64),
+                banned,
+            });
+        }
+    }
+
+    /// Calls `f` with every new back-off window the exchange imposes (a 429's `Retry-After`, a 418 ban);
+    /// `None` stops that.
+    pub fn on_block(&self, f: Option<BlockListener>) {
+        if let Ok(mut l) = self.inner.block_listener.lock() {
+            *l = f;
+        }
+    }
+
+    /// Adopts a back-off window learned before (by an earlier process): nothing is sent until it ends.
+    /// Returns the remaining wait, or `None` when the window is already over.
+    pub fn restore_block(&self, window: BlockWindow) -> Option<Duration> {
+        let left_ms = window.until_unix_ms.saturating_sub(local_ms());
+        if left_ms <= 0 {
+            return None;
+        }
+        let wait = Duration::from_millis(left_ms as u64);
+        if let Ok(mut guard) = self.inner.blocked.lock() {
+            *guard = Some(Block {
+                until: Instant::now() + wait,
+                banned: window.banned,
+            });
+        }
+        Some(wait)
     }
 
     fn record_usage(&self, h: &HeaderMap) {
@@ -452,6 +509,40 @@ impl RestClient {
         Ok(rb)
     }
 
+    /// A failed send as a [`BinanceError`]: a timeout is an unknown outcome, a refused connection is transport.
+    fn transport_error(
+        inner: &Inner,
+        method: &Method,
+        path: &str,
+        e: reqwest::Error,
+    ) -> BinanceError {
+        if e.is_timeout() {
+            BinanceError::Unknown {
+                reason: format!("no response to {method} {path} within {:?}", inner.timeout),
+            }
+        } else if e.is_connect() {
+            BinanceError::Transport {
+                reason: format!("cannot connect to {}: {}", inner.base, describe(e)),
+            }
+        } else {
+            BinanceError::Unknown {
+                reason: format!("{method} {path}: {}", describe(e)),
+            }
+        }
+    }
+
+    /// Only a request that places or cancels an order has an UNKNOWN outcome to resolve; any other request that got
+    /// no usable answer simply had none ([`BinanceError::NoAnswer`]) and is sent again.
+    fn outcome_wording(method: &Method, path: &str, e: BinanceError) -> BinanceError {
+        let changes_an_order = path == ORDER_PATH && *method != Method::GET;
+        match e {
+            BinanceError::Unknown { reason } if !changes_an_order => {
+                BinanceError::NoAnswer { reason }
+            }
+            e => e,
+        }
+    }
+
     /// The body of a 2xx response; anything else as a [`BinanceError`] (a 429 / 418 also starts the back-off).
     async fn read_response(
         &self,
@@ -461,31 +552,26 @@ impl RestClient {
     ) -> Result<String, BinanceError> {
         let inner = &*self.inner;
         let resp = resp.map_err(|e| {
-            if e.is_timeout() {
-                BinanceError::Unknown {
-                    reason: format!("no response to {method} {path} within {:?}", inner.timeout),
-                }
-            } else if e.is_connect() {
-                BinanceError::Transport {
-                    reason: format!("cannot connect to {}: {}", inner.base, describe(e)),
-                }
-            } else {
-                BinanceError::Unknown {
-                    reason: format!("{method} {path}: {}", describe(e)),
-                }
-            }
+            Self::outcome_wording(method, path, Self::transport_error(inner, method, path, e))
         })?;
         self.record_usage(resp.headers());
         let status = resp.status().as_u16();
         let retry_after =
             header_u32(resp.headers(), "retry-after").map(|s| Duration::from_secs(u64::from(s)));
-        let body = resp.text().await.map_err(|e| BinanceError::Unknown {
-            reason: format!("{method} {path}: response body lost: {}", describe(e)),
+        let body = resp.text().await.map_err(|e| {
+            let lost = BinanceError::Unknown {
+                reason: format!("{method} {path}: response body lost: {}", describe(e)),
+            };
+            Self::outcome_wording(method, path, lost)
         })?;
         if (200..300).contains(&status) {
             return Ok(body);
         }
-        let err = BinanceError::from_response(status, retry_after, &body);
+        let err = Self::outcome_wording(
+            method,
+            path,
+            BinanceError::from_response(status, retry_after, &body),
+        );
         match &err {
             BinanceError::IpBanned { retry_after } => {
                 let wait = retry_after.unwrap_or(inner.default_backoff);
@@ -637,29 +723,17 @@ impl RestClient {
     }
 
     /// `POST /fapi/v1/order` (RESULT response). A timeout, -1007 or 5xx is [`BinanceError::Unknown`]: the order
-    /// may exist. Use [`RestClient::place_order_resolving`] to settle that.
+    /// may exist (`live::gateway` settles that, by client id).
     pub async fn place_order(&self, req: &OrderRequest) -> Result<OrderUpdate, BinanceError> {
         let query = order_query(req)?;
         let body = self.signed_query(Method::POST, ORDER_PATH, &query).await?;
         Ok(decode::<OrderResponse>("order", &body)?.to_update())
     }
 
-    /// Places an order and settles an unknown outcome: queries the order by client id first; if the exchange says
-    /// it does not exist (-2013) it was never placed and is sent once more with the SAME client id (so it cannot be
-    /// doubled). Returns the resolved update, or `Unknown` if it still cannot be told.
-    pub async fn place_order_resolving(
-        &self,
-        req: &OrderRequest,
-    ) -> Result<OrderUpdate, BinanceError> {
-        let first = self.place_order(req).await;
-        self.resolve_placement(req, first).await
-    }
-
     /// Signs an order and hands its request to the HTTP client, without waiting for the response: the order path
-    /// of a live run, which hands the [`StartedOrder`] to another task to be finished
-    /// ([`RestClient::finish_order_resolving`]). Unlike the other signed requests it does not first resync the
-    /// server time when that is due (a round trip on the order path): call [`RestClient::resync_if_due`]
-    /// periodically elsewhere (-1021 still resyncs and retries once, in `finish_order_resolving`).
+    /// of a live run, which hands the [`StartedOrder`] to another task to be finished ([`RestClient::finish_order`]).
+    /// Unlike the other signed requests it does not first resync the server time when that is due (a round trip on
+    /// the order path): call [`RestClient::resync_if_due`] periodically elsewhere.
     pub fn start_order(&self, req: &OrderRequest) -> Result<StartedOrder, BinanceError> {
         let query = order_query(req)?;
         let rb = self.request(&Method::POST, ORDER_PATH, &query, Security::Signed)?;
@@ -671,104 +745,32 @@ impl RestClient {
         })
     }
 
-    /// The outcome of an order started by [`RestClient::start_order`] (or that could not be started: `started`
-    /// is then its error), resolved like [`RestClient::place_order_resolving`]: -1021 resyncs the server time and
-    /// sends once more; an unknown outcome is queried by client id and, if the order never reached the exchange,
-    /// sent again with the same client id.
-    pub async fn finish_order_resolving(
+    /// The first outcome of an order started by [`RestClient::start_order`] (or that could not be started:
+    /// `started` is then its error). A -1021 resyncs the server time and sends once more, like every signed request;
+    /// an unknown outcome is left to the caller to settle.
+    pub async fn finish_order(
         &self,
         req: &OrderRequest,
         started: Result<StartedOrder, BinanceError>,
     ) -> Result<OrderUpdate, BinanceError> {
-        let first = match started {
-            Ok(s) => {
-                let resp = match s.early {
-                    Some(r) => *r,
-                    None => s.response.await,
-                };
-                match self.read_response(&Method::POST, ORDER_PATH, resp).await {
-                    Ok(body) => decode::<OrderResponse>("order", &body)
-                        .map(|r| r.to_update())
-                        .map_err(BinanceError::from),
-                    Err(e) => Err(e),
-                }
-            }
+        let resp = match started? {
+            StartedOrder { early: Some(r), .. } => *r,
+            s => s.response.await,
+        };
+        let first = match self.read_response(&Method::POST, ORDER_PATH, resp).await {
+            Ok(body) => decode::<OrderResponse>("order", &body)
+                .map(|r| r.to_update())
+                .map_err(BinanceError::from),
             Err(e) => Err(e),
         };
-        let first = match first {
+        match first {
             Err(BinanceError::Timestamp { code, msg }) => {
                 tracing::warn!(code, %msg, path = ORDER_PATH, "timestamp rejected; resyncing server time and retrying once");
                 self.sync_time().await?;
                 self.place_order(req).await
             }
             r => r,
-        };
-        self.resolve_placement(req, first).await
-    }
-
-    /// Settles the first attempt's outcome of placing `req` (see [`RestClient::place_order_resolving`]).
-    async fn resolve_placement(
-        &self,
-        req: &OrderRequest,
-        first: Result<OrderUpdate, BinanceError>,
-    ) -> Result<OrderUpdate, BinanceError> {
-        let first = match first {
-            Err(BinanceError::Unknown { reason }) => reason,
-            Err(BinanceError::DuplicateClientId { .. }) => {
-                return self
-                    .query_until_known(req)
-                    .await?
-                    .ok_or_else(|| BinanceError::Unknown {
-                        reason: format!(
-                            "order {} reported duplicate but cannot be found",
-                            req.client_id
-                        ),
-                    })
-            }
-            r => return r,
-        };
-        tracing::warn!(client_id = %req.client_id, reason = %first, "order outcome unknown; resolving by client id");
-        if let Some(u) = self.query_until_known(req).await? {
-            tracing::info!(client_id = %req.client_id, state = u.state.as_str(), "unknown order resolved: it exists");
-            return Ok(u);
         }
-        tracing::warn!(client_id = %req.client_id, "order was never placed; sending it again with the same client id");
-        match self.place_order(req).await {
-            Err(BinanceError::Unknown { .. }) | Err(BinanceError::DuplicateClientId { .. }) => self
-                .query_until_known(req)
-                .await?
-                .ok_or_else(|| BinanceError::Unknown {
-                    reason: format!(
-                        "order {}: {first}; the retry's outcome is unknown too",
-                        req.client_id
-                    ),
-                }),
-            r => r,
-        }
-    }
-
-    /// Queries an order by client id, retrying transient failures: `Some` = it exists, `None` = -2013 (it does not).
-    async fn query_until_known(
-        &self,
-        req: &OrderRequest,
-    ) -> Result<Option<OrderUpdate>, BinanceError> {
-        let mut last = None;
-        for attempt in 0..3u32 {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
-            }
-            match self.query_order(&req.symbol, &req.client_id).await {
-                Ok(u) => return Ok(Some(u)),
-                Err(BinanceError::UnknownOrder { .. }) => return Ok(None),
-                Err(e @ (BinanceError::Unknown { .. } | BinanceError::Transport { .. })) => {
-                    last = Some(e)
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last.unwrap_or(BinanceError::Unknown {
-            reason: format!("order {} could not be queried", req.client_id),
-        }))
     }
 
     /// `GET /fapi/v1/order?origClientOrderId=…`.

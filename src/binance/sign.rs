@@ -88,12 +88,14 @@ impl Credentials {
         }
     }
 
-    /// Reads the key pair from two environment variables; a missing or empty one is an error naming it.
-    pub fn from_env(api_key_var: &str, secret_var: &str) -> Result<Self, SignError> {
-        let get = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let key = get(api_key_var);
-        let secret = get(secret_var);
-        match (key, secret) {
+    /// The key pair from two values as read by the caller (`main` reads the environment variables the config
+    /// names); a missing or blank one is an error naming its variable.
+    pub fn from_values(
+        (api_key_var, key): (&str, Option<String>),
+        (secret_var, secret): (&str, Option<String>),
+    ) -> Result<Self, SignError> {
+        let present = |v: Option<String>| v.filter(|v| !v.trim().is_empty());
+        match (present(key), present(secret)) {
             (Some(k), Some(s)) => Ok(Credentials::new(k.trim(), s.trim())),
             (k, s) => {
                 let mut missing = Vec::new();

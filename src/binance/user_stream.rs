@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use super::backoff::Backoff;
+use super::backoff::{retry, Backoff, RetryError, RetryPolicy};
 use super::error::BinanceError;
 use super::rest::RestClient;
 use super::routing::{is_refused_route, user_url, Route, Routing};
@@ -89,17 +89,21 @@ pub async fn run_user_stream(
         let key = match &listen_key {
             Some(k) => k.clone(),
             None => {
-                let created = tokio::select! {
-                    _ = cancel.cancelled() => break,
-                    r = rest.create_listen_key() => r,
-                };
-                match created {
+                // Transient failures are retried (and logged) by the one retry policy; anything else (a key that
+                // lost its permission) is logged and tried again later: the stream never ends the run.
+                let policy = RetryPolicy::default();
+                match retry(&policy, "user-data listen key", &cancel, || {
+                    rest.create_listen_key()
+                })
+                .await
+                {
                     Ok(k) => {
                         listen_key = Some(k.clone());
                         k
                     }
+                    Err(RetryError::Cancelled) => break,
                     Err(e) => {
-                        tracing::warn!(error = %e, "user stream: cannot create a listen key");
+                        tracing::error!(error = %e, "user stream: cannot create a listen key");
                         if !sleep_or_cancel(backoff.next_delay(), &cancel).await {
                             break;
                         }

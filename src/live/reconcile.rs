@@ -1,13 +1,40 @@
 //! Restart reconciliation: before trading, every order the store does not know the end of is resolved by client id,
 //! and the position is made to agree with the exchange (the exchange wins; each correction is logged and journalled).
 
-use crate::binance::error::BinanceError;
-use crate::binance::rest::RestClient;
-use crate::engine::{Action, Engine};
-use crate::model::{JournalEntry, JournalKind, OrderState, TsNs};
-use crate::store::Store;
+use std::future::Future;
 
-use super::LiveError;
+use tokio_util::sync::CancellationToken;
+
+use super::gateway::OrderGateway;
+use crate::binance::backoff::{retry, RetryError, RetryPolicy};
+use crate::binance::error::BinanceError;
+use crate::engine::{Action, Engine};
+use crate::model::{JournalEntry, JournalKind, OrderRecord, OrderState, TsNs};
+use crate::store::{Store, StoreError};
+
+/// How reconciliation's requests are retried (the run's one policy).
+pub struct Retrying<'a> {
+    pub policy: &'a RetryPolicy,
+    pub cancel: &'a CancellationToken,
+}
+
+impl Retrying<'_> {
+    async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T, RetryError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, BinanceError>>,
+    {
+        retry(self.policy, what, self.cancel, op).await
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Exchange(RetryError),
+}
 
 fn journal(now: TsNs, action: &str, client_id: Option<String>, note: String) -> Action {
     tracing::warn!(
@@ -27,72 +54,31 @@ fn journal(now: TsNs, action: &str, client_id: Option<String>, note: String) -> 
 }
 
 /// Resolves unfinished orders and adopts the exchange's position. Actions to persist are appended to `out`.
-pub async fn reconcile(
-    rest: &RestClient,
+pub async fn reconcile<G: OrderGateway>(
+    g: &G,
+    retrying: &Retrying<'_>,
     store: &Store,
     engine: &mut Engine,
     now: TsNs,
     out: &mut Vec<Action>,
-) -> Result<(), LiveError> {
+) -> Result<(), ReconcileError> {
     let symbol = engine.strategy().symbol.clone();
     // 1. What the store says.
     if let Some(p) = store.positions()?.into_iter().find(|p| p.symbol == symbol) {
         engine.restore(p);
     }
     // 2. Orders written (maybe sent) but never seen to finish: ask the exchange by client id.
-    for mut rec in store.open_orders()? {
-        if rec.request.symbol != symbol {
-            continue;
-        }
-        let id = rec.request.client_id.clone();
-        match rest.query_order(&symbol, &id).await {
-            Ok(u) => {
-                let was = rec.state;
-                rec.state = u.state;
-                rec.exchange_id = u.exchange_id.or(rec.exchange_id);
-                rec.filled_qty = u.cum_qty;
-                rec.avg_price = u.avg_price.or(rec.avg_price);
-                rec.updated_ts = now;
-                out.push(journal(
-                    now,
-                    "order",
-                    Some(id.clone()),
-                    format!(
-                        "order was {} in the store, {} on the exchange (filled {})",
-                        was.as_str(),
-                        u.state.as_str(),
-                        u.cum_qty
-                    ),
-                ));
-                if !u.state.is_terminal() {
-                    // A resting order from an earlier run: premia does not know whether its strategy still wants it.
-                    match rest.cancel_order(&symbol, &id).await {
-                        Ok(c) => rec.state = c.state,
-                        Err(e) => {
-                            tracing::warn!(client_id = %id, error = %e, "could not cancel a leftover order")
-                        }
-                    }
-                }
-                out.push(Action::OrderChanged(rec));
-            }
-            Err(BinanceError::UnknownOrder { .. }) => {
-                rec.state = OrderState::Expired;
-                rec.note =
-                    Some("never reached the exchange (not found by client id at restart)".into());
-                rec.updated_ts = now;
-                out.push(journal(
-                    now,
-                    "order",
-                    Some(id),
-                    "intent in the store was never placed on the exchange; marked EXPIRED".into(),
-                ));
-                out.push(Action::OrderChanged(rec));
-            }
-            Err(e) => return Err(e.into()),
+    for rec in store.open_orders()? {
+        if rec.request.symbol == symbol {
+            resolve_open(g, retrying, rec, now, out).await?;
         }
     }
     // 3. Orders on the exchange premia has no record of.
-    for o in rest.open_orders(Some(&symbol)).await? {
+    let open = retrying
+        .run("open orders", || g.open_orders(&symbol))
+        .await
+        .map_err(ReconcileError::Exchange)?;
+    for o in open {
         let id = o.request.client_id.clone();
         if store.order(&id)?.is_none() {
             out.push(journal(
@@ -104,11 +90,63 @@ pub async fn reconcile(
         }
     }
     // 4. The position: the exchange wins.
-    let positions = rest.position_risk(Some(&symbol)).await?;
+    let positions = retrying
+        .run("position", || g.positions(&symbol))
+        .await
+        .map_err(ReconcileError::Exchange)?;
     let (qty, entry) = positions.iter().filter(|p| p.symbol == symbol).fold(
         (crate::model::Decimal::ZERO, crate::model::Decimal::ZERO),
         |(q, e), p| (q + p.qty, if p.qty.is_zero() { e } else { p.entry_price }),
     );
     engine.reconcile_position(qty, entry, now, out);
+    Ok(())
+}
+
+/// One order the store does not know the end of: where it stands on the exchange (a leftover resting order is
+/// cancelled: premia does not know whether its strategy still wants it).
+async fn resolve_open<G: OrderGateway>(
+    g: &G,
+    retrying: &Retrying<'_>,
+    mut rec: OrderRecord,
+    now: TsNs,
+    out: &mut Vec<Action>,
+) -> Result<(), ReconcileError> {
+    let symbol = rec.request.symbol.clone();
+    let id = rec.request.client_id.clone();
+    match retrying.run("order query", || g.query(&symbol, &id)).await {
+        Ok(u) => {
+            let was = rec.state;
+            rec.state = u.state;
+            rec.exchange_id = u.exchange_id.or(rec.exchange_id);
+            rec.filled_qty = u.cum_qty;
+            rec.avg_price = u.avg_price.or(rec.avg_price);
+            rec.updated_ts = now;
+            let note = format!(
+                "order was {} in the store, {} on the exchange (filled {})",
+                was.as_str(),
+                u.state.as_str(),
+                u.cum_qty
+            );
+            out.push(journal(now, "order", Some(id.clone()), note));
+            if !u.state.is_terminal() {
+                match g.cancel(&symbol, &id).await {
+                    Ok(c) => rec.state = c.state,
+                    Err(e) => {
+                        tracing::warn!(client_id = %id, error = %e, "could not cancel a leftover order")
+                    }
+                }
+            }
+        }
+        Err(RetryError::Fatal(BinanceError::UnknownOrder { .. })) => {
+            rec.state = OrderState::Expired;
+            rec.note =
+                Some("never reached the exchange (not found by client id at restart)".into());
+            rec.updated_ts = now;
+            let note = "intent in the store was never placed on the exchange; marked EXPIRED";
+            out.push(journal(now, "order", Some(id), note.into()));
+        }
+        Err(e) => return Err(ReconcileError::Exchange(e)),
+    }
+    out.push(Action::OrderChanged(rec));
     Ok(())
 }

@@ -1,16 +1,27 @@
-//! The order-router task: sends the engine's orders over signed REST and reports every outcome back on the event
-//! channel. A timeout or 5xx is UNKNOWN — resolved by client order id before anything else, never counted as a
-//! failure; a retry reuses the same client id.
+//! The order-router task: finishes the engine's orders over signed REST and reports every outcome back on the event
+//! channel. A timeout or 5xx is UNKNOWN — settled by [`settle`] (by client order id, a resend reuses the same id),
+//! never counted as a failure.
 
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::gateway::{settle, OrderGateway, Settled};
 use super::Inbound;
+use crate::binance::backoff::{retry, RetryPolicy};
 use crate::binance::error::BinanceError;
 use crate::binance::rest::{RestClient, StartedOrder};
 use crate::model::{OrderRecord, OrderRequest, OrderState, OrderUpdate, TsNs};
+
+/// What the router keeps between commands.
+#[derive(Default)]
+struct RouterState {
+    /// Orders whose outcome is still UNKNOWN, settled again every [`RESOLVE_EVERY`].
+    unresolved: Vec<OrderRecord>,
+    /// The kind of back-off (429 / 418) the last order was refused for: logged once per episode.
+    refusing: Option<&'static str>,
+}
 
 /// What the engine task asks the router to do.
 #[derive(Debug)]
@@ -37,6 +48,9 @@ pub enum RouterCmd {
 /// How often an UNKNOWN order is queried again until the exchange tells.
 const RESOLVE_EVERY: Duration = Duration::from_secs(2);
 
+/// How long a query after a user-stream reconnect is retried through transient faults.
+const QUERY_PATIENCE: Duration = Duration::from_secs(30);
+
 pub async fn run_router(
     rest: RestClient,
     mut rx: mpsc::Receiver<RouterCmd>,
@@ -44,81 +58,118 @@ pub async fn run_router(
     clock: crate::clock::Clock,
     cancel: CancellationToken,
 ) {
-    let mut unresolved: Vec<OrderRecord> = Vec::new();
+    let mut st = RouterState::default();
     let mut resolve_tick = tokio::time::interval(RESOLVE_EVERY);
     resolve_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
+        let updates = tokio::select! {
             _ = cancel.cancelled() => break,
-            cmd = rx.recv() => {
-                let Some(cmd) = cmd else { break };
-                match cmd {
-                    RouterCmd::Place { record, started } => {
-                        let now = clock();
-                        let r = rest.finish_order_resolving(&record.request, started).await;
-                        let update = outcome(&record.request, now, r);
-                        if update.state == OrderState::Unknown {
-                            unresolved.push(record);
-                        }
-                        if tx.send(Inbound::Order(update)).await.is_err() {
-                            break;
-                        }
-                    }
-                    RouterCmd::Query { client_id, symbol } => {
-                        match rest.query_order(&symbol, &client_id).await {
-                            Ok(u) => {
-                                let _ = tx.send(Inbound::Order(u)).await;
-                            }
-                            Err(e) => tracing::warn!(%client_id, error = %e, "order query failed"),
-                        }
-                    }
-                    RouterCmd::Cancel { client_id, symbol } => {
-                        match rest.cancel_order(&symbol, &client_id).await {
-                            Ok(u) => {
-                                let _ = tx.send(Inbound::Order(u)).await;
-                            }
-                            // Already filled or gone: the user-data stream / a query tells the rest.
-                            Err(e) => {
-                                tracing::warn!(%client_id, error = %e, "cancel failed");
-                                if let Ok(u) = rest.query_order(&symbol, &client_id).await {
-                                    let _ = tx.send(Inbound::Order(u)).await;
-                                }
-                            }
-                        }
-                    }
-                }
+            cmd = rx.recv() => match cmd {
+                Some(cmd) => command(&rest, cmd, &clock, &mut st, &cancel).await,
+                None => break,
+            },
+            _ = resolve_tick.tick(), if !st.unresolved.is_empty() => {
+                resolve_unknown(&rest, &clock, &mut st).await
             }
-            _ = resolve_tick.tick(), if !unresolved.is_empty() => {
-                let mut still = Vec::new();
-                for rec in unresolved.drain(..) {
-                    match rest.query_order(&rec.request.symbol, &rec.request.client_id).await {
-                        Ok(u) => {
-                            tracing::info!(client_id = %rec.request.client_id, state = u.state.as_str(), "unknown order resolved");
-                            let _ = tx.send(Inbound::Order(u)).await;
-                        }
-                        Err(BinanceError::UnknownOrder { .. }) => {
-                            // Never reached the exchange: send it again with the same client id.
-                            let now = clock();
-                            let u = outcome(&rec.request, now, rest.place_order_resolving(&rec.request).await);
-                            if u.state == OrderState::Unknown {
-                                still.push(rec);
-                            }
-                            let _ = tx.send(Inbound::Order(u)).await;
-                        }
-                        Err(e) => {
-                            tracing::warn!(client_id = %rec.request.client_id, error = %e, "order still unknown");
-                            still.push(rec);
-                        }
-                    }
-                }
-                unresolved = still;
+        };
+        for u in updates {
+            if tx.send(Inbound::Order(u)).await.is_err() {
+                return;
             }
         }
     }
 }
 
-/// An order's placement outcome (unknown outcomes already resolved where possible) as an [`OrderUpdate`] at `now`.
-fn outcome(req: &OrderRequest, now: TsNs, r: Result<OrderUpdate, BinanceError>) -> OrderUpdate {
+/// Carries out one command; returns what the engine must hear.
+async fn command(
+    rest: &RestClient,
+    cmd: RouterCmd,
+    clock: &crate::clock::Clock,
+    st: &mut RouterState,
+    cancel: &CancellationToken,
+) -> Vec<OrderUpdate> {
+    match cmd {
+        RouterCmd::Place { record, started } => {
+            let first = rest.finish_order(&record.request, started).await;
+            let u = outcome(
+                &record.request,
+                clock(),
+                settle(rest, &record.request, first).await,
+                &mut st.refusing,
+            );
+            if u.state == OrderState::Unknown {
+                st.unresolved.push(record);
+            }
+            vec![u]
+        }
+        RouterCmd::Query { client_id, symbol } => {
+            // Transient failures are retried (bounded: the router has other orders to finish).
+            let policy = RetryPolicy {
+                deadline: Some(tokio::time::Instant::now() + QUERY_PATIENCE),
+                ..RetryPolicy::default()
+            };
+            match retry(&policy, "order query", cancel, || {
+                rest.query(&symbol, &client_id)
+            })
+            .await
+            {
+                Ok(u) => vec![u],
+                Err(e) => {
+                    tracing::warn!(%client_id, error = %e, "order query failed");
+                    Vec::new()
+                }
+            }
+        }
+        RouterCmd::Cancel { client_id, symbol } => match rest.cancel(&symbol, &client_id).await {
+            Ok(u) => vec![u],
+            // Already filled or gone: the user-data stream / a query tells the rest.
+            Err(e) => {
+                tracing::warn!(%client_id, error = %e, "cancel failed");
+                rest.query(&symbol, &client_id)
+                    .await
+                    .ok()
+                    .into_iter()
+                    .collect()
+            }
+        },
+    }
+}
+
+/// Settles every still-UNKNOWN order again (the one policy in [`settle`]).
+async fn resolve_unknown(
+    rest: &RestClient,
+    clock: &crate::clock::Clock,
+    st: &mut RouterState,
+) -> Vec<OrderUpdate> {
+    let mut out = Vec::new();
+    let mut still = Vec::new();
+    for rec in st.unresolved.drain(..) {
+        let again = Err(BinanceError::Unknown {
+            reason: "outcome not yet known".into(),
+        });
+        let u = outcome(
+            &rec.request,
+            clock(),
+            settle(rest, &rec.request, again).await,
+            &mut st.refusing,
+        );
+        if u.state == OrderState::Unknown {
+            still.push(rec);
+        } else {
+            out.push(u);
+        }
+    }
+    st.unresolved = still;
+    out
+}
+
+/// An order's settled placement outcome as an [`OrderUpdate`] at `now`.
+fn outcome(
+    req: &OrderRequest,
+    now: TsNs,
+    settled: Settled,
+    refusing: &mut Option<&'static str>,
+) -> OrderUpdate {
     let update = |state: OrderState, reason: String| OrderUpdate {
         ts: now,
         client_id: req.client_id.clone(),
@@ -130,28 +181,29 @@ fn outcome(req: &OrderRequest, now: TsNs, r: Result<OrderUpdate, BinanceError>) 
         avg_price: None,
         reason: Some(reason),
     };
-    match r {
-        Ok(mut u) => {
+    match settled {
+        Settled::Known(mut u) => {
+            *refusing = None;
             // Our clock, so the engine's time never jumps to the exchange's.
             u.ts = now;
             u
         }
-        Err(e) if e.is_unknown_outcome() => {
+        Settled::Unknown(e) => {
             tracing::warn!(client_id = %req.client_id, error = %e, "order outcome UNKNOWN; will resolve by client id");
             update(OrderState::Unknown, e.to_string())
         }
-        Err(e) => {
-            match &e {
-                BinanceError::IpBanned { .. } => {
-                    tracing::error!(client_id = %req.client_id, error = %e, "IP BANNED by the exchange (418): no orders are sent until the ban ends")
-                }
-                BinanceError::RateLimited { .. } => {
-                    tracing::error!(client_id = %req.client_id, error = %e, "rate limited (429): backing off")
-                }
-                _ => {
-                    tracing::error!(client_id = %req.client_id, side = req.side.as_str(), qty = %req.qty, error = %e, "order rejected")
-                }
+        Settled::Refused(e) => {
+            let blocked = matches!(
+                e,
+                BinanceError::RateLimited { .. } | BinanceError::IpBanned { .. }
+            );
+            if !blocked {
+                tracing::error!(client_id = %req.client_id, side = req.side.as_str(), qty = %req.qty, error = %e, "order rejected");
+            } else if *refusing != Some(e.kind()) {
+                // Once per rate-limit / ban episode, not per refused order.
+                tracing::error!(client_id = %req.client_id, error = %e, "orders refused: the exchange's back-off window is running; premia sends nothing until it ends");
             }
+            *refusing = blocked.then(|| e.kind());
             update(OrderState::Rejected, e.to_string())
         }
     }

@@ -588,6 +588,16 @@ impl Store {
         }
     }
 
+    /// A handle that keeps one free key/value durable from another thread or task (the exchange's back-off
+    /// window, written whenever the exchange imposes one).
+    pub fn meta_keeper(&self, key: &str) -> MetaKeeper {
+        MetaKeeper {
+            dir: self.dir.clone(),
+            key: meta_kv_key(key),
+            meta: self.meta.clone(),
+        }
+    }
+
     /// Every free key/value, by key.
     pub fn meta_values(&self) -> Result<BTreeMap<String, String>, StoreError> {
         let mut out = BTreeMap::new();
@@ -599,6 +609,31 @@ impl Store {
             out.insert(key, value);
         }
         Ok(out)
+    }
+}
+
+/// See [`Store::meta_keeper`].
+#[derive(Clone)]
+pub struct MetaKeeper {
+    dir: PathBuf,
+    key: Vec<u8>,
+    meta: sled::Tree,
+}
+
+impl MetaKeeper {
+    /// Writes the value and flushes it to disk.
+    pub fn put(&self, value: &str) -> Result<(), StoreError> {
+        let v = encode(TreeId::Meta, &self.key, &value)?;
+        let db_err = |op, source| StoreError::Db {
+            dir: self.dir.clone(),
+            op,
+            source,
+        };
+        self.meta
+            .insert(self.key.as_slice(), v)
+            .map_err(|e| db_err("write meta", e))?;
+        self.meta.flush().map_err(|e| db_err("flush meta", e))?;
+        Ok(())
     }
 }
 

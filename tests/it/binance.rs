@@ -35,6 +35,7 @@ use premia::binance::user_stream::{run_user_stream, UserStreamConfig};
 use premia::binance::user_wire::{self, parse_user_frame, UserEvent, UserFrame, STREAM_CONNECTED};
 use premia::binance::wire::decode;
 use premia::clock::Clock;
+use premia::live::gateway::{place_settled, Settled};
 use premia::market::{MarketKind, Quote};
 use premia::model::{Decimal, OrderRequest, OrderState, OrderType, Side, SymbolFilters, Venue};
 
@@ -142,10 +143,10 @@ fn credentials_never_print_themselves() {
 }
 
 #[test]
-fn missing_env_credentials_name_the_variables() {
-    let e = Credentials::from_env(
-        "PREMIA_TEST_SURELY_UNSET_KEY",
-        "PREMIA_TEST_SURELY_UNSET_SECRET",
+fn missing_credentials_name_the_variables() {
+    let e = Credentials::from_values(
+        ("PREMIA_TEST_SURELY_UNSET_KEY", None),
+        ("PREMIA_TEST_SURELY_UNSET_SECRET", Some("  ".into())),
     )
     .unwrap_err();
     let text = e.to_string();
@@ -996,6 +997,13 @@ async fn rest_resyncs_server_time_on_1021_and_retries_once() {
     );
 }
 
+fn settled(s: Settled) -> premia::model::OrderUpdate {
+    match s {
+        Settled::Known(u) => u,
+        other => panic!("not settled: {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn rest_timeout_is_unknown_and_resolves_by_client_id_without_duplicate() {
     // The exchange executes the order but the response never comes back.
@@ -1013,7 +1021,7 @@ async fn rest_timeout_is_unknown_and_resolves_by_client_id_without_duplicate() {
 
     s.lock().unwrap().hang_orders = 1;
     let req = order("pm-lost2", OrderType::Market, "0.003", None, false);
-    let u = c.place_order_resolving(&req).await.unwrap();
+    let u = settled(place_settled(&c, &req).await);
     assert_eq!(u.state, OrderState::Filled);
     assert_eq!(u.client_id, "pm-lost2");
     let r = reqs(&s);
@@ -1043,7 +1051,7 @@ async fn rest_never_placed_order_is_resent_with_the_same_client_id() {
     .await;
     let c = client(&base, 400);
     let req = order("pm-retry", OrderType::Market, "0.004", None, false);
-    let u = c.place_order_resolving(&req).await.unwrap();
+    let u = settled(place_settled(&c, &req).await);
     assert_eq!(u.state, OrderState::Filled);
     let r = reqs(&s);
     assert_eq!(
@@ -1580,4 +1588,29 @@ async fn feed_detects_silence_and_reconnects_before_the_24h_cut() {
     cancel.cancel();
     task.await.unwrap();
     feeder.abort();
+}
+
+#[tokio::test]
+async fn a_start_up_request_without_an_answer_is_not_explained_as_an_order_outcome() {
+    // A server that accepts connections and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    let mut cfg = RestConfig::new(base);
+    cfg.timeout = Duration::from_millis(300);
+    let c = RestClient::new(cfg, Credentials::new("k", "s")).unwrap();
+    let e = c.sync_time().await.unwrap_err();
+    assert!(matches!(e, BinanceError::NoAnswer { .. }), "{e:?}");
+    assert!(e.is_transient() && !e.is_unknown_outcome(), "{e:?}");
+    let text = e.to_string();
+    assert!(
+        !text.contains("UNKNOWN") && !text.contains("executed") && !text.contains("client id"),
+        "no order-outcome wording: {text}"
+    );
+    assert!(text.contains("/fapi/v1/time"), "{text}");
 }

@@ -313,10 +313,35 @@ fn risk_denial_is_journalled_not_sent() {
         panic!("{out:?}")
     };
     assert_eq!(j.kind, JournalKind::RiskDenied);
-    assert!(j.risk.starts_with("max_order_notional"), "{}", j.risk);
-    // The same denial is not journalled again on every event within a second.
-    assert!(feed(&mut e, quote(1, Venue::Perp, "100")).is_empty());
+    assert_eq!(j.risk, "max_order_notional");
+    assert!(j.note.starts_with("max_order_notional: order notional"), "{}", j.note);
+    // The rule stays true and stays denied: one episode, not journalled or counted again, however long it lasts.
+    for t in 1..100 {
+        assert!(feed(&mut e, quote(t * S, Venue::Perp, "100")).is_empty());
+    }
+    assert_eq!(e.stats().denials, 1);
+}
+
+#[test]
+fn a_denial_episode_ends_when_the_rule_goes_false() {
+    let src = DROP_LONG
+        .replace("change(perp_mid, 10s) <= -1", "perp_mid > 100")
+        .replace("0.010", "100");
+    let mut e = engine(&src);
+    let denied = |out: &[Action]| {
+        out.iter()
+            .filter(|a| matches!(a, Action::Journal(j) if j.kind == JournalKind::RiskDenied))
+            .count()
+    };
+    feed(&mut e, quote(0, Venue::Spot, "101"));
+    assert_eq!(denied(&feed(&mut e, quote(0, Venue::Perp, "101"))), 1);
+    assert_eq!(denied(&feed(&mut e, quote(S, Venue::Perp, "101"))), 0);
+    // The rule goes false for one event: the episode ends; true again is a new denial.
+    assert_eq!(denied(&feed(&mut e, quote(2 * S, Venue::Perp, "99"))), 0);
+    assert_eq!(denied(&feed(&mut e, quote(3 * S, Venue::Perp, "101"))), 1);
+    assert_eq!(denied(&feed(&mut e, quote(4 * S, Venue::Perp, "101"))), 0);
     assert_eq!(e.stats().denials, 2);
+    assert_eq!(e.stats().rule_fires, [0]);
 }
 
 #[test]

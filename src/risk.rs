@@ -510,7 +510,10 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!(d.to_string(), "max_orders_per_minute: 2 orders in the last minute (max 2)");
+        assert_eq!(
+            d.to_string(),
+            "max_orders_per_minute: 2 orders in the last minute (max 2)"
+        );
         assert_eq!(
             r.check(&req(Side::Buy, 10, false), &ctx(61 * NS_PER_S)),
             RiskDecision::Approved

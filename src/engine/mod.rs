@@ -436,9 +436,7 @@ impl Engine {
     /// is logged and journalled (the first check, when both markets have just quoted, only sets the state).
     #[inline]
     fn check_feed_health(&mut self, out: &mut Vec<Action>) {
-        let stale_before = self
-            .now
-            .saturating_sub(self.cfg.risk.max_feed_staleness_ns);
+        let stale_before = self.now.saturating_sub(self.cfg.risk.max_feed_staleness_ns);
         let degraded = self.feeds_down != 0 || self.market.oldest_quote_ts() < stale_before;
         if self.degraded != Some(degraded) {
             self.feed_health_changed(degraded, out);
@@ -702,7 +700,11 @@ impl Engine {
                 )
             }
         };
-        let touch = if side == Side::Buy { book.ask } else { book.bid };
+        let touch = if side == Side::Buy {
+            book.ask
+        } else {
+            book.bid
+        };
         let exec_price = price.unwrap_or(touch);
         let qty = match spec.size {
             OrderSize::Quantity(q) => self.cfg.filters.round_qty(q),

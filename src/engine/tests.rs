@@ -638,7 +638,6 @@ quantity = "0.010"
     step(&mut e, quote(56 * S + 1, Venue::Spot, "100"));
     // At 57 s (20 s after the gap) the window holds only samples after it: the real move fires.
     step(&mut e, quote(57 * S, Venue::Perp, "99.8"));
-    drop(step);
     assert_eq!(entries, [57 * S]);
 }
 

@@ -2,6 +2,7 @@
 
 mod backtest;
 mod binance;
+mod engine_semantics;
 mod live;
 mod local_exchange;
 mod parsers;

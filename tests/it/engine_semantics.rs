@@ -229,7 +229,7 @@ quantity = "0.010"
     let decisions = |name: &str| {
         rules
             .iter()
-            .find(|x| x["rule"] == format!("{name}") || x["rule"] == format!("[exit] {name}"))
+            .find(|x| x["rule"] == name || x["rule"] == format!("[exit] {name}"))
             .map(|x| x["decisions"].clone())
     };
     assert_eq!(

@@ -307,6 +307,31 @@ mod tests {
     }
 
     #[test]
+    fn samples_pair_only_fresh_quotes_and_flag_the_first_after_a_gap() {
+        let mut m = MarketState::new();
+        m.set_max_age(5);
+        assert!(m.on_quote(0, &q(Venue::Spot, "100.0", "100.2")).is_none());
+        assert!(m.on_quote(1, &q(Venue::Perp, "99.9", "100.1")).is_some());
+        assert!(m.take_gap(), "the first sample starts the warm-up");
+        // The spot quote is 5 old: fresh (the limit is inclusive).
+        assert!(m.on_quote(5, &q(Venue::Perp, "99.9", "100.1")).is_some());
+        assert!(!m.take_gap());
+        // 6 old: stale, no sample.
+        assert!(m.on_quote(6, &q(Venue::Perp, "99.8", "100.0")).is_none());
+        assert_eq!(m.oldest_quote_ts(), 0);
+        // The spot is back: a sample, flagged as the first after the gap.
+        assert!(m.on_quote(7, &q(Venue::Spot, "100.0", "100.2")).is_some());
+        assert!(m.take_gap());
+        assert!(!m.take_gap());
+        // A market back from a silence longer than the limit also ends a gap, even if no event saw it stale.
+        // (The perp last quoted at 6; the spot at 8 keeps the pairing fresh, then the perp quotes at 13.)
+        assert!(m.on_quote(8, &q(Venue::Spot, "100.0", "100.2")).is_some());
+        assert!(!m.take_gap());
+        assert!(m.on_quote(13, &q(Venue::Perp, "99.9", "100.1")).is_some());
+        assert!(m.take_gap(), "the perp was silent from 6 to 13");
+    }
+
+    #[test]
     fn premium_needs_both_markets() {
         let mut m = MarketState::new();
         assert!(m.on_quote(1, &q(Venue::Spot, "100.0", "100.2")).is_none());

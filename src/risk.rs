@@ -1,4 +1,7 @@
 //! Pre-trade risk limits with typed denials, and the daily-loss kill switch (ACTIVE → REDUCING → HALTED).
+//!
+//! Exits (reduce-only orders) pass every limit, `max_orders_per_minute` included: a limit exists to stop new risk,
+//! never to keep a position open. Exits still count in the per-minute window that limits entries.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -50,6 +53,9 @@ pub enum TradingState {
     Reducing,
     /// Flat after the daily loss limit: no orders until the next UTC day.
     Halted,
+    /// A market's feed is down or its last quote is older than `max_feed_staleness`: no entries, exits run.
+    /// Set by the engine from feed health (the kill switch's REDUCING and HALTED take precedence).
+    Degraded,
 }
 
 impl TradingState {
@@ -58,6 +64,7 @@ impl TradingState {
             TradingState::Active => "ACTIVE",
             TradingState::Reducing => "REDUCING",
             TradingState::Halted => "HALTED",
+            TradingState::Degraded => "DEGRADED",
         }
     }
 }
@@ -232,19 +239,20 @@ impl Risk {
         self.state
     }
 
-    /// Pre-trade check. Orders that only reduce the position (`reduce_only`) skip the entry-only checks (notional,
-    /// band, staleness, trading state) so an exit is never blocked by them; they still respect the order rate.
+    /// Pre-trade check. Orders that only reduce the position (`reduce_only`: built-in exits and exit rules) are
+    /// always approved: no limit may hold a position open. Entries are checked against every limit, the order
+    /// rate first (its window counts exits too, see [`Risk::on_order_sent`]).
     pub fn check(&mut self, req: &OrderRequest, ctx: &RiskContext) -> RiskDecision {
         use RiskDecision::Denied;
+        if req.reduce_only {
+            return RiskDecision::Approved;
+        }
         self.prune(ctx.now);
         if self.sent.len() as u32 >= self.limits.max_orders_per_minute {
             return Denied(DenyReason::OrderRate {
                 count: self.sent.len() as u32,
                 max: self.limits.max_orders_per_minute,
             });
-        }
-        if req.reduce_only {
-            return RiskDecision::Approved;
         }
         if self.state != TradingState::Active {
             return Denied(DenyReason::TradingState(self.state));
@@ -297,7 +305,7 @@ impl Risk {
         RiskDecision::Approved
     }
 
-    /// Records an approved order as sent (for the per-minute rate).
+    /// Records an approved order, entry or exit, as sent (for the per-minute rate that limits entries).
     pub fn on_order_sent(&mut self, now: TsNs) {
         self.sent.push_back(now);
     }
@@ -337,7 +345,8 @@ impl Risk {
                 day_pnl <= -limit + 1e-6 * (1.0 + limit)
             }
             TradingState::Reducing => flat,
-            TradingState::Halted => false,
+            // The kill switch is never DEGRADED (that state is the engine's, from feed health).
+            TradingState::Halted | TradingState::Degraded => false,
         }
     }
 
@@ -473,6 +482,40 @@ mod tests {
         // The order sent at t=0 leaves the window at t=60s.
         assert_eq!(
             r.check(&req(Side::Buy, 10, false), &ctx(60 * NS_PER_S)),
+            RiskDecision::Approved
+        );
+    }
+
+    #[test]
+    fn exits_pass_the_order_rate_and_count_in_it() {
+        let mut r = Risk::new(RiskLimits {
+            max_orders_per_minute: 2,
+            ..Default::default()
+        });
+        r.on_order_sent(0);
+        r.on_order_sent(NS_PER_S);
+        // The window is full: an entry is denied, an exit is not.
+        let RiskDecision::Denied(d) = r.check(&req(Side::Buy, 10, false), &ctx(2 * NS_PER_S))
+        else {
+            panic!()
+        };
+        assert_eq!(d.code(), "max_orders_per_minute");
+        assert_eq!(
+            r.check(&req(Side::Sell, 10, true), &ctx(2 * NS_PER_S)),
+            RiskDecision::Approved
+        );
+        // The exit, once sent, counts: at t=60 s the first order left the window but the exit keeps it full.
+        r.on_order_sent(2 * NS_PER_S);
+        let RiskDecision::Denied(d) = r.check(&req(Side::Buy, 10, false), &ctx(60 * NS_PER_S))
+        else {
+            panic!()
+        };
+        assert_eq!(
+            d.to_string(),
+            "max_orders_per_minute: 2 orders in the last minute (max 2)"
+        );
+        assert_eq!(
+            r.check(&req(Side::Buy, 10, false), &ctx(61 * NS_PER_S)),
             RiskDecision::Approved
         );
     }

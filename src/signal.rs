@@ -1,7 +1,7 @@
 //! Series derived from the two markets' quotes: mids, the spot premium, spreads, mark/index/funding.
 //!
 //! [`MarketState`] keeps the last quote of each market and produces a [`Sample`] — one value per [`SeriesId`] — at
-//! every quote event once both mids are known. Floats live here and in indicators only; money stays exact elsewhere.
+//! every quote event while both markets' last quotes are fresh. Floats live here and in indicators only; money stays exact elsewhere.
 
 use crate::market::{Mark, Quote};
 use crate::model::{to_f64, TsNs, Venue};
@@ -98,7 +98,11 @@ impl Sample {
 }
 
 /// Last known quotes of both markets and the last mark price.
-#[derive(Debug, Clone, Default)]
+///
+/// A sample pairs the two markets' last quotes only while both are fresh (no older than `max_age`). A market silent
+/// for longer than that is a gap: no samples are taken until it quotes again, and the first sample after it is
+/// flagged ([`MarketState::take_gap`]) so the indicators restart their warm-up there.
+#[derive(Debug, Clone)]
 pub struct MarketState {
     pub spot: Option<Quote>,
     pub perp: Option<Quote>,
@@ -119,6 +123,16 @@ pub struct MarketState {
     all_series: bool,
     /// The last sample, updated in place.
     sample: Sample,
+    /// A quote older than this is stale: it is not paired into a sample (`max_feed_staleness`).
+    max_age: TsNs,
+    /// A gap (a market silent for longer than `max_age`) was seen since the last sample.
+    gap: bool,
+}
+
+impl Default for MarketState {
+    fn default() -> Self {
+        MarketState::new()
+    }
 }
 
 /// Bid and ask of a quote in f64, as the indicators use them (each the correctly rounded value of the decimal).
@@ -135,17 +149,44 @@ fn bps(num: f64, den: f64) -> f64 {
 impl MarketState {
     pub fn new() -> Self {
         MarketState {
+            spot: None,
+            perp: None,
+            mark: None,
+            spot_ts: None,
+            perp_ts: None,
             needed: [true; SERIES_COUNT],
             mark_f: [f64::NAN; 3],
             spot_f: [f64::NAN; 2],
             perp_f: [f64::NAN; 2],
+            has_mark: false,
             perp_mid_f: f64::NAN,
             all_series: true,
             sample: Sample {
                 ts: 0,
                 values: [f64::NAN; SERIES_COUNT],
             },
-            ..Default::default()
+            max_age: TsNs::MAX,
+            gap: false,
+        }
+    }
+
+    /// Quotes older than `max_age` are stale (never paired into a sample); unlimited by default.
+    pub fn set_max_age(&mut self, max_age: TsNs) {
+        self.max_age = max_age.max(0);
+    }
+
+    /// Whether the sample just taken is the first after a gap (or the first ever); clears the flag.
+    #[inline]
+    pub fn take_gap(&mut self) -> bool {
+        std::mem::take(&mut self.gap)
+    }
+
+    /// Timestamp of the older of the two markets' last quotes (`TsNs::MIN` until both have quoted).
+    #[inline]
+    pub fn oldest_quote_ts(&self) -> TsNs {
+        match (self.spot_ts, self.perp_ts) {
+            (Some(s), Some(p)) => s.min(p),
+            _ => TsNs::MIN,
         }
     }
 
@@ -178,28 +219,37 @@ impl MarketState {
             .then_some(self.sample)
     }
 
-    /// Records a quote and, when both markets have quoted, updates [`MarketState::sample`] in place (only the
-    /// series the strategy reads; the others stay NaN). Returns whether there is a new sample.
+    /// Records a quote and, when the other market's last quote is fresh, updates [`MarketState::sample`] in place
+    /// (only the series the strategy reads; the others stay NaN). Returns whether there is a new sample.
     #[inline]
     pub fn update_sample(&mut self, ts: TsNs, q: &Quote, f: [f64; 2]) -> bool {
         // The new prices are used from `f`, not read back from where they were just stored: a load that
         // straddles a store still in flight stalls until the store completes.
-        let (spot_f, perp_f) = match q.venue {
+        let (spot_f, perp_f, own_prev, other_ts) = match q.venue {
             Venue::Spot => {
+                let prev = self.spot_ts;
                 self.spot = Some(*q);
                 self.spot_ts = Some(ts);
                 self.spot_f = f;
-                (f, self.perp_f)
+                (f, self.perp_f, prev, self.perp_ts)
             }
             Venue::Perp => {
+                let prev = self.perp_ts;
                 self.perp = Some(*q);
                 self.perp_ts = Some(ts);
                 self.perp_f = f;
                 self.perp_mid_f = (f[0] + f[1]) * 0.5;
-                (self.spot_f, f)
+                (self.spot_f, f, prev, self.spot_ts)
             }
         };
-        if !self.ready() {
+        // This market was silent for longer than the limit (or never quoted): a gap ends here.
+        self.gap |= ts.saturating_sub(own_prev.unwrap_or(TsNs::MIN)) > self.max_age;
+        let Some(other_ts) = other_ts else {
+            return false;
+        };
+        if ts.saturating_sub(other_ts) > self.max_age {
+            // The other market is stale: its old quote is not paired with this one.
+            self.gap = true;
             return false;
         }
         let ([sb, sa], [pb, pa]) = (spot_f, perp_f);
@@ -254,6 +304,31 @@ mod tests {
             bid_qty: Decimal::ONE,
             ask_qty: Decimal::ONE,
         }
+    }
+
+    #[test]
+    fn samples_pair_only_fresh_quotes_and_flag_the_first_after_a_gap() {
+        let mut m = MarketState::new();
+        m.set_max_age(5);
+        assert!(m.on_quote(0, &q(Venue::Spot, "100.0", "100.2")).is_none());
+        assert!(m.on_quote(1, &q(Venue::Perp, "99.9", "100.1")).is_some());
+        assert!(m.take_gap(), "the first sample starts the warm-up");
+        // The spot quote is 5 old: fresh (the limit is inclusive).
+        assert!(m.on_quote(5, &q(Venue::Perp, "99.9", "100.1")).is_some());
+        assert!(!m.take_gap());
+        // 6 old: stale, no sample.
+        assert!(m.on_quote(6, &q(Venue::Perp, "99.8", "100.0")).is_none());
+        assert_eq!(m.oldest_quote_ts(), 0);
+        // The spot is back: a sample, flagged as the first after the gap.
+        assert!(m.on_quote(7, &q(Venue::Spot, "100.0", "100.2")).is_some());
+        assert!(m.take_gap());
+        assert!(!m.take_gap());
+        // A market back from a silence longer than the limit also ends a gap, even if no event saw it stale.
+        // (The perp last quoted at 6; the spot at 8 keeps the pairing fresh, then the perp quotes at 13.)
+        assert!(m.on_quote(8, &q(Venue::Spot, "100.0", "100.2")).is_some());
+        assert!(!m.take_gap());
+        assert!(m.on_quote(13, &q(Venue::Perp, "99.9", "100.1")).is_some());
+        assert!(m.take_gap(), "the perp was silent from 6 to 13");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use rust_decimal::prelude::*;
 use crate::market::{MarketEvent, MarketKind};
 use crate::model::{
     to_f64, Fill, JournalEntry, JournalKind, OrderRecord, OrderRequest, OrderState, OrderType,
-    OrderUpdate, Position, Side, SymbolFilters, TsNs, Venue, NS_PER_S,
+    OrderUpdate, Position, Side, SymbolFilters, TsNs, Venue, NS_PER_MS, NS_PER_S,
 };
 use crate::risk::{
     DenyReason, Risk, RiskContext, RiskDecision, RiskLimits, StateChange, TradingState,
@@ -29,9 +29,9 @@ pub enum Event {
     /// Time passes with no market data (live runs tick this so `max_hold` fires on a silent feed).
     Clock(TsNs),
     Control(Control, TsNs),
-    /// A market's feed connection was lost (live runs): no entries until it is back and fresh.
+    /// A market's feed connection was lost (live runs): DEGRADED (no entries) until it is back and fresh.
     FeedDown(Venue, TsNs),
-    /// A market's feed connection is back (its quotes must still be fresh before entries resume).
+    /// A market's feed connection is back (its last quote must also be fresh before entries resume).
     FeedUp(Venue, TsNs),
 }
 
@@ -78,12 +78,13 @@ pub struct EngineConfig {
 pub struct Stats {
     pub events: u64,
     pub samples: u64,
-    /// Decisions per entry/exit rule, indexed like `Strategy::rules`.
+    /// Decisions (approved orders) per entry/exit rule, indexed like `Strategy::rules`.
     pub rule_fires: Vec<u64>,
-    /// Exits by built-in reason: max_hold, take_profit, stop_loss, flatten.
+    /// Exits decided by built-in reason: max_hold, take_profit, stop_loss, flatten.
     pub exit_reasons: [u64; 4],
     pub orders: u64,
     pub fills: u64,
+    /// Denial episodes: a decision denied for the same reason on consecutive evaluations counts once.
     pub denials: u64,
     pub rejects: u64,
 }
@@ -108,7 +109,18 @@ pub struct Engine {
     now: TsNs,
     stop_entries: bool,
     flatten_requested: bool,
-    last_denial: Option<(usize, &'static str, TsNs)>,
+    /// The decision denied at the last evaluation, if any: while the same one is denied for the same reason on
+    /// every evaluation it is one denial episode (counted and journalled once).
+    denial: Option<DenialKey>,
+    /// Feeds reported down by the live runner (`FeedDown`/`FeedUp`), one bit per [`Venue`].
+    feeds_down: u8,
+    /// Feed health at the last check: `Some(true)` DEGRADED, `None` before both markets have quoted.
+    degraded: Option<bool>,
+    /// `take_profit_pct` / `stop_loss_pct` in f64 (NaN when not set), compared with [`pnl_pct`].
+    take_profit_f: f64,
+    stop_loss_f: f64,
+    /// A rule reads `pnl_pct`: computed exactly at every decision while in a position.
+    exact_pnl_in_rules: bool,
     /// The position in f64 (indicators and fast paths only; money stays in `position`).
     pos_f: PosF,
     /// The position or realised PnL changed since the last full kill-switch check.
@@ -122,6 +134,12 @@ pub struct Engine {
     cooldown_until: TsNs,
     stats: Stats,
 }
+
+/// Who was denied: a rule (its index), or a built-in exit ([`EXIT_RULE`] minus its reason); and why.
+type DenialKey = (usize, &'static str);
+
+/// Denial keys of built-in exits count down from here (rule indices count up from 0).
+const EXIT_RULE: usize = usize::MAX;
 
 /// Which values explain a decision in the journal.
 #[derive(Debug, Clone, Copy)]
@@ -142,6 +160,15 @@ struct Deferred {
     client_id: String,
     side: Side,
     qty: Decimal,
+}
+
+/// A denied decision, for [`Engine::deny`].
+struct Denial {
+    key: DenialKey,
+    reason: DenyReason,
+    rule: String,
+    action: &'static str,
+    values_of: ValuesOf,
 }
 
 /// f64 copy of the position for per-event estimates.
@@ -165,7 +192,12 @@ impl Engine {
         let position = Position::flat(&strategy.symbol);
         let mut market = MarketState::new();
         market.set_needed(strategy.used_series());
+        market.set_max_age(cfg.risk.max_feed_staleness_ns);
+        let pct_f = |p: Option<Decimal>| p.map(to_f64).unwrap_or(f64::NAN);
         Engine {
+            take_profit_f: pct_f(strategy.exit.take_profit_pct),
+            stop_loss_f: pct_f(strategy.exit.stop_loss_pct),
+            exact_pnl_in_rules: strategy.uses_pnl_pct(),
             risk: Risk::new(cfg.risk.clone()),
             strategy,
             signals,
@@ -178,7 +210,9 @@ impl Engine {
             now: i64::MIN,
             stop_entries: false,
             flatten_requested: false,
-            last_denial: None,
+            denial: None,
+            feeds_down: 0,
+            degraded: None,
             cooldown_until: i64::MIN,
             pos_f: PosF::default(),
             pnl_changed: true,
@@ -216,8 +250,13 @@ impl Engine {
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
+    /// The trading state: the kill switch's REDUCING or HALTED when it tripped, else DEGRADED while a feed is
+    /// down or stale (or before both markets have quoted), else ACTIVE.
     pub fn trading_state(&self) -> TradingState {
-        self.risk.state()
+        match self.risk.state() {
+            TradingState::Active if self.degraded != Some(false) => TradingState::Degraded,
+            s => s,
+        }
     }
     pub fn exit_reason_counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         EXIT_NAMES
@@ -315,14 +354,25 @@ impl Engine {
             // Clock ticks only move time between market events: before the first one there is no market time.
             Event::Clock(ts) if self.stats.events > 0 => {
                 if self.advance_clock(*ts) {
+                    if self.market.ready() {
+                        self.check_feed_health(out);
+                    }
                     self.signals.advance(*ts);
                     self.decide(out);
                 }
             }
             Event::Clock(_) => {}
-            // Feed health: TODO(#9 engine) DEGRADED state; until then only the clock moves.
-            Event::FeedDown(_, ts) | Event::FeedUp(_, ts) => {
+            Event::FeedDown(venue, ts) | Event::FeedUp(venue, ts) => {
                 self.advance_clock(*ts);
+                let bit = 1u8 << (*venue as u8);
+                if matches!(event, Event::FeedDown(..)) {
+                    self.feeds_down |= bit;
+                } else {
+                    self.feeds_down &= !bit;
+                }
+                if self.market.ready() {
+                    self.check_feed_health(out);
+                }
             }
             Event::Control(c, ts) => {
                 self.advance_clock(*ts);
@@ -359,6 +409,10 @@ impl Engine {
                 let prices = prices.unwrap_or_else(|| quote_prices(q));
                 if self.market.update_sample(ts, q, prices) {
                     self.stats.samples += 1;
+                    if self.market.take_gap() {
+                        // The first sample after a feed gap: no window may span the gap.
+                        self.signals.restart(ts);
+                    }
                     self.signals.on_sample(self.market.sample());
                 } else {
                     self.signals.advance(ts);
@@ -373,8 +427,62 @@ impl Engine {
         if !self.market.ready() {
             return;
         }
+        self.check_feed_health(out);
         self.check_kill_switch(out);
         self.decide(out);
+    }
+
+    /// DEGRADED while a feed is down or either market's last quote is older than `max_feed_staleness`; a change
+    /// is logged and journalled (the first check, when both markets have just quoted, only sets the state).
+    #[inline]
+    fn check_feed_health(&mut self, out: &mut Vec<Action>) {
+        let stale_before = self.now.saturating_sub(self.cfg.risk.max_feed_staleness_ns);
+        let degraded = self.feeds_down != 0 || self.market.oldest_quote_ts() < stale_before;
+        if self.degraded != Some(degraded) {
+            self.feed_health_changed(degraded, out);
+        }
+    }
+
+    #[cold]
+    fn feed_health_changed(&mut self, degraded: bool, out: &mut Vec<Action>) {
+        let first = self.degraded.is_none();
+        self.degraded = Some(degraded);
+        if first {
+            return;
+        }
+        let (from, to) = if degraded {
+            (TradingState::Active, TradingState::Degraded)
+        } else {
+            (TradingState::Degraded, TradingState::Active)
+        };
+        let reason = if degraded {
+            self.degraded_reason()
+        } else {
+            "both feeds connected and fresh".to_string()
+        };
+        self.journal_state_change(StateChange { from, to, reason }, out);
+    }
+
+    /// Why the feeds are unhealthy, for the journal.
+    fn degraded_reason(&self) -> String {
+        let max = self.cfg.risk.max_feed_staleness_ns;
+        let mut why = Vec::new();
+        for (venue, ts) in [
+            (Venue::Spot, self.market.spot_ts),
+            (Venue::Perp, self.market.perp_ts),
+        ] {
+            if self.feeds_down & (1u8 << (venue as u8)) != 0 {
+                why.push(format!("{} feed down", venue.as_str()));
+            } else if let Some(t) = ts.filter(|t| self.now.saturating_sub(*t) > max) {
+                why.push(format!(
+                    "last {} quote {} ms old (max {} ms)",
+                    venue.as_str(),
+                    (self.now - t) / NS_PER_MS,
+                    max / NS_PER_MS
+                ));
+            }
+        }
+        why.join(", ")
     }
 
     #[inline]
@@ -434,30 +542,42 @@ impl Engine {
         }));
     }
 
+    /// The position's values for rules. `pnl_pct` is [`pnl_pct`] when a rule reads it; otherwise an f64 estimate
+    /// that only tells the built-in exits whether a threshold is near (they then use [`pnl_pct`] too).
     fn context(&self) -> Context {
         if self.position.is_flat() {
             return Context::flat();
         }
-        let entry = self.pos_f.entry;
-        let mid = self.market.perp_mid_f;
-        let dir = if self.position.qty.is_sign_positive() {
-            1.0
-        } else {
-            -1.0
-        };
         let hold_s = self
             .position
             .opened_ts
             .map(|t| (self.now - t) as f64 / NS_PER_S as f64)
             .unwrap_or(f64::NAN);
-        Context {
-            pnl_pct: (mid / entry - 1.0) * 100.0 * dir,
-            hold_s,
+        let pnl_pct = if self.exact_pnl_in_rules {
+            self.pnl_pct_now()
+        } else {
+            let dir = if self.pos_f.qty > 0.0 { 1.0 } else { -1.0 };
+            (self.market.perp_mid_f / self.pos_f.entry - 1.0) * 100.0 * dir
+        };
+        Context { pnl_pct, hold_s }
+    }
+
+    /// [`pnl_pct`] of the open position at the current perp mid.
+    fn pnl_pct_now(&self) -> f64 {
+        match self.market.perp {
+            Some(q) => pnl_pct(
+                self.position.qty,
+                self.position.entry_price,
+                (q.bid + q.ask) / Decimal::TWO,
+            ),
+            None => f64::NAN,
         }
     }
 
     /// After each event: exits first when a position is open, else entries in file order; one action at most.
     fn decide(&mut self, out: &mut Vec<Action>) {
+        // A denial episode lasts while the same decision is denied for the same reason at every evaluation.
+        let episode = self.denial.take();
         if let Some(p) = &self.pending {
             let expired = expired_limit(p, self.now, self.strategy.order.limit_timeout_ns);
             self.check_limit_timeout(expired, out);
@@ -469,17 +589,20 @@ impl Engine {
         let ctx = self.context();
         if !self.position.is_flat() {
             if let Some((reason, rule_idx)) = self.exit_reason(&ctx) {
-                self.place_exit(reason, rule_idx, &ctx, out);
+                self.place_exit(reason, rule_idx, &ctx, episode, out);
             }
             return;
         }
-        if self.stop_entries || self.risk.state() != TradingState::Active {
+        if self.stop_entries
+            || self.risk.state() != TradingState::Active
+            || self.degraded != Some(false)
+        {
             return;
         }
         let entry = self.signals.first_entry(self.now, &ctx);
         let side = entry.and_then(|i| self.strategy.rules.get(i)?.action.entry_side());
         if let (Some(i), Some(side)) = (entry, side) {
-            self.place_entry(i, side, &ctx, out);
+            self.place_entry(i, side, &ctx, episode, out);
         }
     }
 
@@ -494,31 +617,22 @@ impl Engine {
                 return Some((0, None));
             }
         }
-        // Exact check only near a threshold: `ctx.pnl_pct` (f64) decides quickly when the mid is clearly inside.
+        // Take profit at `pnl_pct >= take_profit_pct`, stop loss at `pnl_pct <= -stop_loss_pct`: the comparisons a
+        // rule on `pnl_pct` makes, on the same value. `ctx.pnl_pct` is exact when a rule reads it, else an estimate
+        // within `NEAR` that rules out most events before the exact value is computed.
         const NEAR: f64 = 1e-6;
-        let near_tp = exit
-            .take_profit_pct
-            .is_some_and(|tp| ctx.pnl_pct >= to_f64(tp) - NEAR);
-        let near_sl = exit
-            .stop_loss_pct
-            .is_some_and(|sl| ctx.pnl_pct <= -to_f64(sl) + NEAR);
-        if near_tp || near_sl {
-            // Exact: the move of the perp mid from the entry price, in percent, in the position's favour.
-            if let (Some(mid), false) = (self.perp_mid(), self.position.entry_price.is_zero()) {
-                let dir = if self.position.qty.is_sign_positive() {
-                    Decimal::ONE
-                } else {
-                    Decimal::NEGATIVE_ONE
-                };
-                let pnl_pct = (mid - self.position.entry_price) / self.position.entry_price
-                    * Decimal::ONE_HUNDRED
-                    * dir;
-                if exit.take_profit_pct.is_some_and(|tp| pnl_pct >= tp) {
-                    return Some((1, None));
-                }
-                if exit.stop_loss_pct.is_some_and(|sl| pnl_pct <= -sl) {
-                    return Some((2, None));
-                }
+        let (tp, sl) = (self.take_profit_f, self.stop_loss_f);
+        if ctx.pnl_pct >= tp - NEAR || ctx.pnl_pct <= -sl + NEAR {
+            let pnl = if self.exact_pnl_in_rules {
+                ctx.pnl_pct
+            } else {
+                self.pnl_pct_now()
+            };
+            if pnl >= tp {
+                return Some((1, None));
+            }
+            if pnl <= -sl {
+                return Some((2, None));
             }
         }
         (0..self.strategy.rules.len())
@@ -564,26 +678,32 @@ impl Engine {
         ])
     }
 
-    fn place_entry(&mut self, rule: usize, side: Side, ctx: &Context, out: &mut Vec<Action>) {
-        let Some(touch) = self.touch(side) else {
+    fn place_entry(
+        &mut self,
+        rule: usize,
+        side: Side,
+        ctx: &Context,
+        episode: Option<DenialKey>,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(book) = self.market.perp else {
             return;
         };
         let spec = &self.strategy.order;
         let (order_type, price) = match spec.order_type {
             OrderType::Market => (OrderType::Market, None),
             OrderType::Limit => {
-                // Limit entries rest `limit_offset_bps` inside the touch: buys below the ask, sells above the bid.
-                let off = spec.limit_offset_bps / Decimal::from(10_000);
-                let raw = if side == Side::Buy {
-                    touch * (Decimal::ONE - off)
-                } else {
-                    touch * (Decimal::ONE + off)
-                };
+                let raw = spec.limit_price(side, book.bid, book.ask);
                 (
                     OrderType::Limit,
                     Some(self.cfg.filters.round_price(raw, side)),
                 )
             }
+        };
+        let touch = if side == Side::Buy {
+            book.ask
+        } else {
+            book.bid
         };
         let exec_price = price.unwrap_or(touch);
         let qty = match spec.size {
@@ -595,8 +715,6 @@ impl Engine {
                 self.cfg.filters.round_qty(n / exec_price)
             }
         };
-        let rule_name = self.strategy.rules[rule].name.clone();
-        let action_name = self.strategy.rules[rule].action.as_str();
         let request = OrderRequest {
             client_id: String::new(),
             symbol: self.strategy.symbol.clone(),
@@ -605,57 +723,54 @@ impl Engine {
             qty,
             price,
             reduce_only: false,
-            rule: rule_name.clone(),
+            rule: self.strategy.rules[rule].name.clone(),
             decided_ts: self.now,
         };
-        let mut decision = match self.cfg.filters.check(qty, exec_price, order_type) {
+        let decision = match self.cfg.filters.check(qty, exec_price, order_type) {
             Err(e) => RiskDecision::Denied(DenyReason::Filter(e)),
-            Ok(()) => RiskDecision::Approved,
-        };
-        if decision == RiskDecision::Approved {
-            let rctx = RiskContext {
-                now: self.now,
-                perp_mid: self.perp_mid(),
-                exec_price,
-                position_qty: self.position.qty,
-                spot_ts: self.market.spot_ts,
-                perp_ts: self.market.perp_ts,
-            };
-            decision = self.risk.check(&request, &rctx);
-        }
-        match decision {
-            RiskDecision::Denied(reason) => {
-                self.stats.denials += 1;
-                let code = reason.code();
-                let repeat = matches!(self.last_denial, Some((r, c, t)) if r == rule && c == code && self.now - t < NS_PER_S);
-                if !repeat {
-                    self.last_denial = Some((rule, code, self.now));
-                    tracing::info!(rule = %rule_name, action = action_name, reason = %reason, "entry denied by risk");
-                    let values = self.rule_values(Some(rule), ctx);
-                    out.push(Action::Journal(JournalEntry {
-                        ts: self.now,
-                        kind: JournalKind::RiskDenied,
-                        rule: rule_name,
-                        action: action_name.to_string(),
-                        values,
-                        risk: reason.to_string(),
-                        client_id: None,
-                        note: String::new(),
-                    }));
-                }
+            Ok(()) => {
+                let rctx = self.risk_context(exec_price);
+                self.risk.check(&request, &rctx)
             }
+        };
+        let action = self.strategy.rules[rule].action.as_str();
+        match decision {
             RiskDecision::Approved => {
                 self.stats.rule_fires[rule] += 1;
-                self.submit(request, action_name, ValuesOf::Rule(rule), *ctx, out);
+                self.submit(request, action, ValuesOf::Rule(rule), *ctx, out);
+            }
+            RiskDecision::Denied(reason) => {
+                let denial = Denial {
+                    key: (rule, reason.code()),
+                    reason,
+                    rule: request.rule,
+                    action,
+                    values_of: ValuesOf::Rule(rule),
+                };
+                self.deny(denial, episode, ctx, out);
             }
         }
     }
 
+    fn risk_context(&self, exec_price: Decimal) -> RiskContext {
+        RiskContext {
+            now: self.now,
+            perp_mid: self.perp_mid(),
+            exec_price,
+            position_qty: self.position.qty,
+            spot_ts: self.market.spot_ts,
+            perp_ts: self.market.perp_ts,
+        }
+    }
+
+    /// A reduce-only market order for the whole position. Risk approves every exit (no limit may hold a position
+    /// open); a denial, should a check ever apply to exits, goes through the same episode rule as entries.
     fn place_exit(
         &mut self,
         reason: usize,
         rule: Option<usize>,
         ctx: &Context,
+        episode: Option<DenialKey>,
         out: &mut Vec<Action>,
     ) {
         let side = if self.position.qty.is_sign_positive() {
@@ -663,15 +778,13 @@ impl Engine {
         } else {
             Side::Buy
         };
-        let (name, values_of) = match rule {
-            Some(i) => {
-                self.stats.rule_fires[i] += 1;
-                (self.strategy.rules[i].name.clone(), ValuesOf::Rule(i))
-            }
-            None => {
-                self.stats.exit_reasons[reason] += 1;
-                (EXIT_NAMES[reason].to_string(), ValuesOf::Exit)
-            }
+        let (name, values_of, who) = match rule {
+            Some(i) => (self.strategy.rules[i].name.clone(), ValuesOf::Rule(i), i),
+            None => (
+                EXIT_NAMES[reason].to_string(),
+                ValuesOf::Exit,
+                EXIT_RULE - reason,
+            ),
         };
         let request = OrderRequest {
             client_id: String::new(),
@@ -684,36 +797,59 @@ impl Engine {
             rule: name,
             decided_ts: self.now,
         };
-        let rctx = RiskContext {
-            now: self.now,
-            perp_mid: self.perp_mid(),
-            exec_price: self.touch(side).unwrap_or_default(),
-            position_qty: self.position.qty,
-            spot_ts: self.market.spot_ts,
-            perp_ts: self.market.perp_ts,
+        let rctx = self.risk_context(self.touch(side).unwrap_or_default());
+        // The journal shows the exact `pnl_pct` the exit was decided on.
+        let ctx = Context {
+            pnl_pct: self.pnl_pct_now(),
+            ..*ctx
         };
         match self.risk.check(&request, &rctx) {
-            RiskDecision::Approved => self.submit(request, "exit", values_of, *ctx, out),
-            RiskDecision::Denied(reason) => {
-                self.stats.denials += 1;
-                if !matches!(self.last_denial, Some((usize::MAX, c, t)) if c == reason.code() && self.now - t < NS_PER_S)
-                {
-                    self.last_denial = Some((usize::MAX, reason.code(), self.now));
-                    tracing::warn!(reason = %reason, "exit denied by risk");
-                    let values = self.values_of(values_of, ctx);
-                    out.push(Action::Journal(JournalEntry {
-                        ts: self.now,
-                        kind: JournalKind::RiskDenied,
-                        rule: request.rule,
-                        action: "exit".into(),
-                        values,
-                        risk: reason.to_string(),
-                        client_id: None,
-                        note: String::new(),
-                    }));
+            RiskDecision::Approved => {
+                match rule {
+                    Some(i) => self.stats.rule_fires[i] += 1,
+                    None => self.stats.exit_reasons[reason] += 1,
                 }
+                self.submit(request, "exit", values_of, ctx, out);
+            }
+            RiskDecision::Denied(reason) => {
+                let denial = Denial {
+                    key: (who, reason.code()),
+                    reason,
+                    rule: request.rule,
+                    action: "exit",
+                    values_of,
+                };
+                self.deny(denial, episode, &ctx, out);
             }
         }
+    }
+
+    /// Counts, logs and journals a denial once per episode: not again while the same decision keeps being denied
+    /// for the same reason at consecutive evaluations (`episode` is the previous evaluation's denial).
+    fn deny(
+        &mut self,
+        d: Denial,
+        episode: Option<DenialKey>,
+        ctx: &Context,
+        out: &mut Vec<Action>,
+    ) {
+        self.denial = Some(d.key);
+        if episode == Some(d.key) {
+            return;
+        }
+        self.stats.denials += 1;
+        tracing::info!(rule = %d.rule, action = d.action, reason = %d.reason, "decision denied by risk");
+        let values = self.values_of(d.values_of, ctx);
+        out.push(Action::Journal(JournalEntry {
+            ts: self.now,
+            kind: JournalKind::RiskDenied,
+            rule: d.rule,
+            action: d.action.to_string(),
+            values,
+            risk: d.reason.code().to_string(),
+            client_id: None,
+            note: d.reason.to_string(),
+        }));
     }
 
     fn submit(
@@ -984,6 +1120,24 @@ impl Engine {
         }));
         self.sync_pos_f();
         out.push(Action::PositionChanged(self.position.clone()));
+    }
+}
+
+/// Unrealised PnL of a position of signed `qty` entered at `entry`, at the perp mid `mid`, in percent of the entry
+/// price and in the position's favour: the one definition behind `pnl_pct` in rules and the built-in
+/// `take_profit_pct` / `stop_loss_pct`. Computed exactly in decimals and rounded once to f64, so an exact tie
+/// (`mid = entry × 1.0005` against `0.05`) compares equal. NaN when flat or without an entry price.
+pub fn pnl_pct(qty: Decimal, entry: Decimal, mid: Decimal) -> f64 {
+    if qty.is_zero() || entry.is_zero() {
+        return f64::NAN;
+    }
+    let pct = (mid - entry)
+        .checked_mul(Decimal::ONE_HUNDRED)
+        .and_then(|x| x.checked_div(entry));
+    match pct {
+        Some(p) if qty.is_sign_negative() => to_f64(-p),
+        Some(p) => to_f64(p),
+        None => f64::NAN,
     }
 }
 

@@ -72,6 +72,7 @@ pub struct Signals {
     /// Buffers read only by `change`/`change_pct`, grouped by length.
     plain: Vec<PlainGroup>,
     episodes: Vec<EdgeWindow>,
+    /// Start of the warm-up (see [`Signals::first_ts`]).
     first_ts: Option<TsNs>,
     now: TsNs,
     /// Every window-function node over a buffer with running statistics: `(node, function, window)`.
@@ -412,9 +413,23 @@ impl Signals {
         self.now
     }
 
-    /// Timestamp of the first sample ever seen (warm-up reference).
+    /// Start of the warm-up: the first sample, or the first after the latest feed gap ([`Signals::restart`]).
     pub fn first_ts(&self) -> Option<TsNs> {
         self.first_ts
+    }
+
+    /// Restarts the warm-up at `ts`, the time of the first sample after a feed gap (call before feeding that
+    /// sample): every window function and episode count is undefined again until `now − ts >= W`. By then every
+    /// sample from before the gap has left the window, so no value spans the gap. An episode condition's previous
+    /// value is forgotten (the first sample after the gap counts as the first).
+    pub fn restart(&mut self, ts: TsNs) {
+        self.first_ts = Some(ts.max(self.now));
+        for g in &mut self.plain {
+            g.warm = false;
+        }
+        for e in &mut self.episodes {
+            e.restart();
+        }
     }
 
     /// Prunes every window to `now` (ignored if `now` is earlier than a previous call).

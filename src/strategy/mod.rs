@@ -55,6 +55,14 @@ impl Strategy {
         used
     }
 
+    /// Whether a rule reads `pnl_pct` (the engine then computes it exactly at every decision while in a position).
+    pub fn uses_pnl_pct(&self) -> bool {
+        self.program
+            .nodes
+            .iter()
+            .any(|n| matches!(n, compile::Node::PnlPct))
+    }
+
     /// Indices of the rules with an entry action, in file order.
     pub fn entry_rules(&self) -> impl Iterator<Item = usize> + '_ {
         self.rules
@@ -151,11 +159,12 @@ pub struct OrderSpec {
 }
 
 impl OrderSpec {
-    /// Limit price (before tick rounding) for an order of `side` given the perp touch.
+    /// Limit price (before tick rounding) for an order of `side` given the perp touch: the one pricing rule of
+    /// limit entries (the engine calls it, then rounds to the tick: buys down, sells up).
     ///
     /// Starts from the touch on the order's own side (bid for buys, ask for sells) and moves `limit_offset_bps`
     /// toward the other side: positive improves the touch (more likely to fill; crosses the spread when larger
-    /// than it), 0 joins the touch, negative rests behind it. The engine rounds to the tick (buys down, sells up).
+    /// than it), 0 joins the touch, negative rests behind it.
     pub fn limit_price(&self, side: Side, bid: Decimal, ask: Decimal) -> Decimal {
         let k = self.limit_offset_bps / Decimal::from(10_000);
         match side {

@@ -455,6 +455,11 @@ impl EdgeWindow {
         self.was_true = is_true;
     }
 
+    /// Forgets the condition's last value (after a feed gap): the next sample counts as the first.
+    pub fn restart(&mut self) {
+        self.was_true = false;
+    }
+
     /// Rising edges currently in the window.
     pub fn count(&self) -> usize {
         self.edges.len()

@@ -3,6 +3,7 @@
 mod backtest;
 mod binance;
 mod ccxt;
+mod engine_semantics;
 mod faults;
 mod fuzz;
 mod live;

@@ -733,3 +733,36 @@ fn every_shipped_strategy_loads() {
         other => panic!("expected an I/O error, got {other:?}"),
     }
 }
+
+#[test]
+fn restart_after_a_gap_rewarms_every_window_and_episode_count() {
+    let s = strat(&[
+        "change(perp_mid, 10s) > -1000",
+        "mean(perp_mid, 10s) > -1000",
+        "episodes(perp_mid > 100, 10s) >= 0",
+    ]);
+    let mut sig = Signals::new(&s);
+    feed_perp(&mut sig, &[(0.0, 99.0), (5.0, 101.0), (10.0, 101.0)]);
+    for rule in 0..3 {
+        assert!(
+            !value(&s, &sig, rule, at(10.0)).is_nan(),
+            "rule {rule} warm"
+        );
+    }
+    // A gap ends at 20 s: the first sample after it restarts the warm-up.
+    sig.restart(at(20.0));
+    feed_perp(&mut sig, &[(20.0, 101.0), (25.0, 101.0)]);
+    assert_eq!(sig.first_ts(), Some(at(20.0)));
+    for rule in 0..3 {
+        assert!(
+            value(&s, &sig, rule, at(25.0)).is_nan(),
+            "rule {rule} undefined"
+        );
+    }
+    // Exactly W after the gap: defined again, over samples after the gap only.
+    feed_perp(&mut sig, &[(30.0, 102.0)]);
+    assert_eq!(value(&s, &sig, 0, at(30.0)), 1.0);
+    assert!((value(&s, &sig, 1, at(30.0)) - 304.0 / 3.0).abs() < 1e-9);
+    // The condition was true before the gap and at its first sample after: that sample counts as a rising edge.
+    assert_eq!(value(&s, &sig, 2, at(30.0)), 1.0);
+}

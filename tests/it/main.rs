@@ -2,6 +2,7 @@
 
 mod backtest;
 mod binance;
+mod fills;
 mod live;
 mod local_exchange;
 mod parsers;

@@ -1,5 +1,5 @@
 //! The local exchange's account: one USD-M symbol, one-way position, USDT wallet, order book of our own orders,
-//! matching against the replayed touch, and a simple cross-margin check. Pure and synchronous (no I/O, no clock):
+//! matching against the replayed touch by the shared fill model ([`crate::fill`]), and a simple cross-margin check. Pure and synchronous (no I/O, no clock):
 //! the caller passes the virtual time of every operation.
 
 use std::collections::{BTreeMap, HashMap};

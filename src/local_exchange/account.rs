@@ -1,6 +1,6 @@
 //! The local exchange's account: one USD-M symbol, one-way position, USDT wallet, order book of our own orders,
-//! matching against the replayed touch by the shared fill model ([`crate::fill`]), and a simple cross-margin check. Pure and synchronous (no I/O, no clock):
-//! the caller passes the virtual time of every operation.
+//! matching against the replayed touch by the shared fill model ([`crate::fill`]), and a simple cross-margin check.
+//! Pure and synchronous (no I/O, no clock): the caller passes the virtual time of every operation.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -870,6 +870,36 @@ mod tests {
         assert_eq!(ex[0].fee, (d("599.900") * d("0.0002")).round_dp(8));
         assert_eq!(ex[0].order.status, OrderState::Filled);
         assert!(a.open_orders(None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn canceled_and_expired_orders_leave_the_book_and_reached_ones_fill_oldest_first() {
+        let mut a = account();
+        let buy = |p: &str| order(Side::Buy, OrderType::Limit, "0.010", Some(p));
+        let (first, _) = a.place(buy("59990.0"), 0).unwrap();
+        let (gone, _) = a.place(buy("59995.0"), 0).unwrap();
+        let (second, _) = a.place(buy("59992.0"), 0).unwrap();
+        a.cancel("BTCUSDT", &OrderRef::Id(gone.order_id), 0)
+            .unwrap();
+        let mut ex = Vec::new();
+        a.on_touch(
+            Touch {
+                bid: d("59980.0"),
+                ask: d("59980.1"),
+            },
+            0,
+            &mut ex,
+        );
+        let filled: Vec<i64> = ex.iter().map(|e| e.order.order_id).collect();
+        assert_eq!(filled, [first.order_id, second.order_id]);
+        assert!(ex.iter().all(|e| e.maker && e.exec == ExecType::Trade));
+        assert_eq!(ex[1].last_price, d("59992.0"));
+        assert_eq!(
+            a.order("BTCUSDT", &OrderRef::Id(gone.order_id))
+                .unwrap()
+                .status,
+            OrderState::Canceled
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod binance;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod fill;
 pub mod live;
 pub mod local_exchange;
 pub mod market;

@@ -1,20 +1,17 @@
 //! The local exchange's account: one USD-M symbol, one-way position, USDT wallet, order book of our own orders,
-//! matching against the replayed touch, and a simple cross-margin check. Pure and synchronous (no I/O, no clock):
-//! the caller passes the virtual time of every operation.
+//! matching against the replayed touch by the shared fill model ([`crate::fill`]), and a simple cross-margin check.
+//! Pure and synchronous (no I/O, no clock): the caller passes the virtual time of every operation.
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::error::ApiError;
+use crate::fill::{self, Arrival, FeeRates, Liquidity, RestingBook};
 use crate::model::{
     Decimal, OrderState, OrderType, Position, Side, SymbolFilters, TsNs, NS_PER_MS,
 };
 
 /// Best bid and ask of the perp, as replayed.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Touch {
-    pub bid: Decimal,
-    pub ask: Decimal,
-}
+pub use crate::fill::Touch;
 
 /// Binance's time in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,6 +207,8 @@ pub struct Account {
     /// All orders ever placed, by id (ordered: ids grow with time, so this is time priority).
     orders: BTreeMap<i64, Order>,
     by_client: HashMap<String, i64>,
+    /// Open limit orders by id, matched by the shared fill model.
+    resting: RestingBook<i64>,
     next_order_id: i64,
     next_trade_id: i64,
     position_update_ms: i64,
@@ -251,6 +250,7 @@ impl Account {
             mark: None,
             orders: BTreeMap::new(),
             by_client: HashMap::new(),
+            resting: RestingBook::default(),
             next_order_id: 1,
             next_trade_id: 1,
             position_update_ms: 0,
@@ -325,13 +325,14 @@ impl Account {
 
     /// The part of an order that would increase exposure (the rest closes the current position).
     fn opening_qty(&self, side: Side, qty: Decimal) -> Decimal {
-        let pos = self.position.qty;
-        let reducing = if pos.is_zero() || (pos.is_sign_positive() == (side == Side::Buy)) {
-            Decimal::ZERO
-        } else {
-            pos.abs()
-        };
-        (qty - reducing).max(Decimal::ZERO)
+        qty - fill::closing_qty(self.position.qty, side, qty)
+    }
+
+    fn fee_rates(&self) -> FeeRates {
+        FeeRates {
+            taker: self.cfg.taker_fee,
+            maker: self.cfg.maker_fee,
+        }
     }
 
     fn open_order_margin(&self) -> Decimal {
@@ -477,15 +478,10 @@ impl Account {
             Some(c) => c,
             None => format!("local-{}", self.next_order_id),
         };
-        let touch = self.touch;
-        // Price a market order (or a marketable limit) would trade at now.
-        let taker_price = touch.map(|t| match req.side {
-            Side::Buy => t.ask,
-            Side::Sell => t.bid,
-        });
-        let ref_price = match limit {
-            Some(p) => p,
-            None => taker_price.ok_or_else(ApiError::no_depth)?,
+        let arrival = fill::on_arrival(req.side, limit, self.touch);
+        let ref_price = match (limit, arrival) {
+            (Some(p), _) | (None, Arrival::Take(p)) => p,
+            (None, _) => return Err(ApiError::no_depth()),
         };
         if !req.reduce_only && req.qty * ref_price < f.min_notional {
             return Err(ApiError::min_notional(f.min_notional));
@@ -494,14 +490,7 @@ impl Account {
             // Flat, or the order would add to the position.
             return Err(ApiError::reduce_only_rejected());
         }
-        let marketable = match (limit, taker_price) {
-            (None, _) => true,
-            (Some(p), Some(tp)) => match req.side {
-                Side::Buy => p >= tp,
-                Side::Sell => p <= tp,
-            },
-            (Some(_), None) => false,
-        };
+        let marketable = matches!(arrival, Arrival::Take(_));
         if req.tif == TimeInForce::Gtx && limit.is_some() && marketable {
             return Err(ApiError::post_only_rejected());
         }
@@ -540,14 +529,13 @@ impl Account {
         self.by_client.insert(client_id, id);
         self.orders.insert(id, order.clone());
         let mut execs = vec![self.exec_without_trade(&order, ExecType::New, now_ms)];
-        match (marketable, taker_price) {
-            (true, Some(tp)) => {
-                self.fill(id, tp, false, now_ms, &mut execs);
-            }
+        match (arrival, limit) {
+            (Arrival::Take(price), _) => self.fill(id, price, Liquidity::Taker, now_ms, &mut execs),
             _ if matches!(req.tif, TimeInForce::Ioc | TimeInForce::Fok) => {
                 self.finish(id, OrderState::Expired, now_ms, &mut execs);
             }
-            _ => {}
+            (_, Some(price)) => self.resting.add(id, order.side, price),
+            (_, None) => {}
         }
         let order = self
             .orders
@@ -573,6 +561,7 @@ impl Account {
 
     /// Ends an open order without (further) fills.
     fn finish(&mut self, id: i64, state: OrderState, now_ms: i64, execs: &mut Vec<Execution>) {
+        self.resting.remove(|k| *k == id);
         let Some(o) = self.orders.get_mut(&id) else {
             return;
         };
@@ -592,7 +581,7 @@ impl Account {
         &mut self,
         id: i64,
         price: Decimal,
-        maker: bool,
+        liquidity: Liquidity,
         now_ms: i64,
         execs: &mut Vec<Execution>,
     ) {
@@ -601,7 +590,7 @@ impl Account {
         };
         let mut qty = o.remaining();
         if o.reduce_only {
-            let closable = o.remaining() - self.opening_qty(o.side, o.remaining());
+            let closable = fill::closing_qty(self.position.qty, o.side, o.remaining());
             if closable <= Decimal::ZERO {
                 self.finish(id, OrderState::Expired, now_ms, execs);
                 return;
@@ -609,12 +598,7 @@ impl Account {
             qty = closable;
         }
         let side = o.side;
-        let rate = if maker {
-            self.cfg.maker_fee
-        } else {
-            self.cfg.taker_fee
-        };
-        let fee = (qty * price * rate).round_dp(8).normalize();
+        let fee = self.fee_rates().fee(qty, price, liquidity).normalize();
         let realized = self.position.apply_fill(side, qty, price, fee);
         self.wallet += realized - fee;
         self.position_update_ms = now_ms;
@@ -645,7 +629,7 @@ impl Account {
             fee,
             trade_id,
             realized,
-            maker,
+            maker: liquidity == Liquidity::Maker,
             ts_ms: now_ms,
         });
         if closed_short {
@@ -687,25 +671,17 @@ impl Account {
         Ok(execs)
     }
 
-    /// A new perp touch: resting limit orders it reaches fill at their own price (maker).
+    /// A new perp touch: resting limit orders it reaches fill at their own price (maker), oldest first.
     pub fn on_touch(&mut self, touch: Touch, now: TsNs, execs: &mut Vec<Execution>) {
         self.touch = Some(touch);
-        let now_ms = ms(now);
-        let mut to_fill: Vec<(i64, Decimal)> = Vec::new();
-        for o in self.orders.values() {
-            if !o.is_open() || o.order_type != OrderType::Limit {
-                continue;
-            }
-            let reached = match o.side {
-                Side::Buy => touch.ask <= o.price,
-                Side::Sell => touch.bid >= o.price,
-            };
-            if reached {
-                to_fill.push((o.order_id, o.price));
-            }
+        if self.resting.is_empty() {
+            return;
         }
-        for (id, price) in to_fill {
-            self.fill(id, price, true, now_ms, execs);
+        let now_ms = ms(now);
+        let mut reached = Vec::new();
+        self.resting.take_reached(touch, &mut reached);
+        for r in reached {
+            self.fill(r.key, r.price, Liquidity::Maker, now_ms, execs);
         }
     }
 
@@ -907,6 +883,36 @@ mod tests {
         assert_eq!(ex[0].fee, (d("599.900") * d("0.0002")).round_dp(8));
         assert_eq!(ex[0].order.status, OrderState::Filled);
         assert!(a.open_orders(None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn canceled_and_expired_orders_leave_the_book_and_reached_ones_fill_oldest_first() {
+        let mut a = account();
+        let buy = |p: &str| order(Side::Buy, OrderType::Limit, "0.010", Some(p));
+        let (first, _) = a.place(buy("59990.0"), 0).unwrap();
+        let (gone, _) = a.place(buy("59995.0"), 0).unwrap();
+        let (second, _) = a.place(buy("59992.0"), 0).unwrap();
+        a.cancel("BTCUSDT", &OrderRef::Id(gone.order_id), 0)
+            .unwrap();
+        let mut ex = Vec::new();
+        a.on_touch(
+            Touch {
+                bid: d("59980.0"),
+                ask: d("59980.1"),
+            },
+            0,
+            &mut ex,
+        );
+        let filled: Vec<i64> = ex.iter().map(|e| e.order.order_id).collect();
+        assert_eq!(filled, [first.order_id, second.order_id]);
+        assert!(ex.iter().all(|e| e.maker && e.exec == ExecType::Trade));
+        assert_eq!(ex[1].last_price, d("59992.0"));
+        assert_eq!(
+            a.order("BTCUSDT", &OrderRef::Id(gone.order_id))
+                .unwrap()
+                .status,
+            OrderState::Canceled
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod binance;
 mod ccxt;
 mod engine_semantics;
 mod faults;
+mod fills;
 mod fuzz;
 mod live;
 mod local_exchange;

@@ -230,6 +230,15 @@ impl Engine {
         self.sync_pos_f();
     }
 
+    /// Takes an order the store knows but never saw finish (restart reconciliation), so that the exchange's answer
+    /// about it — fed back as an [`Event::Order`] — books its missing fills and moves its state like any update.
+    pub fn adopt_unfinished(&mut self, rec: OrderRecord) {
+        if self.recent.len() == RECENT_ORDERS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(rec);
+    }
+
     /// Replaces the exchange filters (live runs read them from exchangeInfo).
     pub fn set_filters(&mut self, filters: SymbolFilters) {
         self.cfg.filters = filters;

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use super::gateway::OrderGateway;
 use crate::binance::backoff::{retry, RetryError, RetryPolicy};
 use crate::binance::error::BinanceError;
-use crate::engine::{Action, Engine};
+use crate::engine::{Action, Engine, Event};
 use crate::model::{JournalEntry, JournalKind, OrderRecord, OrderState, TsNs};
 use crate::store::{Store, StoreError};
 
@@ -70,7 +70,7 @@ pub async fn reconcile<G: OrderGateway>(
     // 2. Orders written (maybe sent) but never seen to finish: ask the exchange by client id.
     for rec in store.open_orders()? {
         if rec.request.symbol == symbol {
-            resolve_open(g, retrying, rec, now, out).await?;
+            resolve_open(g, retrying, engine, rec, now, out).await?;
         }
     }
     // 3. Orders on the exchange premia has no record of.
@@ -102,11 +102,13 @@ pub async fn reconcile<G: OrderGateway>(
     Ok(())
 }
 
-/// One order the store does not know the end of: where it stands on the exchange (a leftover resting order is
-/// cancelled: premia does not know whether its strategy still wants it).
+/// One order the store does not know the end of: where it stands on the exchange, applied through the engine so
+/// that fills the store missed (a crash between the exchange's fill and its booking) are booked once, by cumulative
+/// quantity. A leftover resting order is cancelled: premia does not know whether its strategy still wants it.
 async fn resolve_open<G: OrderGateway>(
     g: &G,
     retrying: &Retrying<'_>,
+    engine: &mut Engine,
     mut rec: OrderRecord,
     now: TsNs,
     out: &mut Vec<Action>,
@@ -114,26 +116,31 @@ async fn resolve_open<G: OrderGateway>(
     let symbol = rec.request.symbol.clone();
     let id = rec.request.client_id.clone();
     match retrying.run("order query", || g.query(&symbol, &id)).await {
-        Ok(u) => {
-            let was = rec.state;
-            rec.state = u.state;
-            rec.exchange_id = u.exchange_id.or(rec.exchange_id);
-            rec.filled_qty = u.cum_qty;
-            rec.avg_price = u.avg_price.or(rec.avg_price);
-            rec.updated_ts = now;
+        Ok(mut u) => {
             let note = format!(
-                "order was {} in the store, {} on the exchange (filled {})",
-                was.as_str(),
+                "order was {} in the store (filled {}), {} on the exchange (filled {})",
+                rec.state.as_str(),
+                rec.filled_qty,
                 u.state.as_str(),
                 u.cum_qty
             );
             out.push(journal(now, "order", Some(id.clone()), note));
-            if !u.state.is_terminal() {
-                match g.cancel(&symbol, &id).await {
-                    Ok(c) => rec.state = c.state,
+            // Our clock, so the engine's time never jumps to the exchange's.
+            u.ts = now;
+            let open = !u.state.is_terminal();
+            engine.adopt_unfinished(rec);
+            engine.on_event(&Event::Order(u), out);
+            if open {
+                let settled = match g.cancel(&symbol, &id).await {
+                    Ok(c) => Some(c),
                     Err(e) => {
-                        tracing::warn!(client_id = %id, error = %e, "could not cancel a leftover order")
+                        tracing::warn!(client_id = %id, error = %e, "could not cancel a leftover order; asking where it stands");
+                        g.query(&symbol, &id).await.ok()
                     }
+                };
+                if let Some(mut c) = settled {
+                    c.ts = now;
+                    engine.on_event(&Event::Order(c), out);
                 }
             }
         }
@@ -144,9 +151,9 @@ async fn resolve_open<G: OrderGateway>(
             rec.updated_ts = now;
             let note = "intent in the store was never placed on the exchange; marked EXPIRED";
             out.push(journal(now, "order", Some(id), note.into()));
+            out.push(Action::OrderChanged(rec));
         }
         Err(e) => return Err(ReconcileError::Exchange(e)),
     }
-    out.push(Action::OrderChanged(rec));
     Ok(())
 }

@@ -274,7 +274,7 @@ async fn through_the_local_exchange(ex: &RunningExchange, want: usize) -> Vec<Se
     let body: Value = bounded(resp.json()).await.expect("json");
     let key = body["listenKey"].as_str().expect("listenKey").to_string();
     let (mut user, _) = bounded(tokio_tungstenite::connect_async(format!(
-        "{}/ws/{key}",
+        "{}/private/ws/{key}",
         ex.user_ws_url()
     )))
     .await

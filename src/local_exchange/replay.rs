@@ -141,6 +141,9 @@ fn apply(shared: &Shared, frame: &Frame, virtual_ts: TsNs) {
     if let Ok(WireFrame::Market(kind)) = &parsed {
         shared.market().on_event(kind, virtual_ts);
     }
+    if let Some(u) = super::streams::book_update_id(frame) {
+        shared.market().on_book_update_id(u);
+    }
     match parsed {
         Ok(WireFrame::Market(MarketKind::Quote(q))) => {
             let mut core = shared.core();

@@ -15,6 +15,8 @@ use super::recording::Frame;
 /// One subscriber's streams and the state of those it derives.
 pub(crate) struct Subscription {
     wants: Vec<Want>,
+    derive: bool,
+    recorded_depth: bool,
 }
 
 struct Want {
@@ -72,37 +74,51 @@ struct Bar {
 impl Subscription {
     /// `derive`: futures subscribers get derived streams; `recorded_depth`: the recording holds depth updates.
     pub(crate) fn new(streams: &[String], derive: bool, recorded_depth: bool) -> Self {
-        let wants = streams
-            .iter()
-            .map(|name| {
-                let (symbol, kind) = name.split_once('@').unwrap_or((name, ""));
-                let mut parts = kind.split('@');
-                let kind = parts.next().unwrap_or("");
-                let kind = match kind {
-                    _ if !derive => Kind::Exact,
-                    "depth" if recorded_depth => Kind::AnySpeed("depth"),
-                    "depth" => Kind::Depth { prev: None },
-                    "markPrice" => Kind::AnySpeed("markPrice"),
-                    "depth5" | "depth10" | "depth20" => Kind::Partial,
-                    "aggTrade" => Kind::AggTrade,
-                    k => match k.strip_prefix("kline_").and_then(interval_ms) {
-                        Some(ms) => Kind::Kline {
-                            interval: k["kline_".len()..].to_string(),
-                            ms,
-                            bar: None,
-                        },
-                        None => Kind::Exact,
-                    },
-                };
-                Want {
-                    name: name.clone(),
-                    prefix: format!("{}@", symbol.to_ascii_lowercase()),
-                    kind,
-                    seen_exact: false,
-                }
-            })
-            .collect();
-        Subscription { wants }
+        let mut sub = Subscription {
+            wants: Vec::with_capacity(streams.len()),
+            derive,
+            recorded_depth,
+        };
+        for name in streams {
+            sub.add(name);
+        }
+        sub
+    }
+
+    /// Starts sending `name` (a live `SUBSCRIBE`); a stream already sent is left as it is.
+    pub(crate) fn add(&mut self, name: &str) {
+        if self.wants.iter().any(|w| w.name == name) {
+            return;
+        }
+        let (symbol, kind) = name.split_once('@').unwrap_or((name, ""));
+        let kind = kind.split('@').next().unwrap_or("");
+        let kind = match kind {
+            _ if !self.derive => Kind::Exact,
+            "depth" if self.recorded_depth => Kind::AnySpeed("depth"),
+            "depth" => Kind::Depth { prev: None },
+            "markPrice" => Kind::AnySpeed("markPrice"),
+            "depth5" | "depth10" | "depth20" => Kind::Partial,
+            "aggTrade" => Kind::AggTrade,
+            k => match k.strip_prefix("kline_").and_then(interval_ms) {
+                Some(ms) => Kind::Kline {
+                    interval: k["kline_".len()..].to_string(),
+                    ms,
+                    bar: None,
+                },
+                None => Kind::Exact,
+            },
+        };
+        self.wants.push(Want {
+            name: name.to_string(),
+            prefix: format!("{}@", symbol.to_ascii_lowercase()),
+            kind,
+            seen_exact: false,
+        });
+    }
+
+    /// Stops sending `name` (a live `UNSUBSCRIBE`).
+    pub(crate) fn remove(&mut self, name: &str) {
+        self.wants.retain(|w| w.name != name);
     }
 
     /// Appends to `out` what this subscriber receives for `frame` (combined-stream frames or raw payloads).
@@ -215,7 +231,9 @@ fn derive(kind: &mut Kind, data: &Value) -> Vec<Value> {
 }
 
 /// A `depthUpdate` of the touch as a one-level book; with the previous touch, its levels that moved are removed
-/// (quantity 0), so a client keeping a book from these diffs holds the touch only.
+/// (quantity 0), so a client keeping a book from these diffs holds the touch only. Numbered with the bookTicker's
+/// update id `u`, as the REST `/depth` snapshot's `lastUpdateId` is ([`book_update_id`]): `U` follows the previous
+/// event's `u`, so a client syncing from a snapshot finds the event that spans it.
 fn touch_book(t: &Value, prev: Option<&Touch>) -> Value {
     let u = i(t, "u");
     let mut bids = vec![json!([s(t, "b"), s(t, "B")])];
@@ -230,7 +248,7 @@ fn touch_book(t: &Value, prev: Option<&Touch>) -> Value {
     }
     json!({
         "e": "depthUpdate", "E": i(t, "E"), "T": i(t, "T"), "s": s(t, "s"),
-        "U": u, "u": u, "pu": prev.map_or(u - 1, |p| p.u),
+        "U": prev.map_or(u, |p| p.u + 1), "u": u, "pu": prev.map_or(u - 1, |p| p.u),
         "b": bids, "a": asks,
     })
 }
@@ -318,4 +336,23 @@ pub(crate) fn recording_has_depth(inputs: &[String]) -> bool {
         }
     }
     false
+}
+
+/// The order-book update id (`u`) of a perp book frame (`bookTicker` or `depth*`), the numbering of the REST depth
+/// snapshot and of the diff depth streams; `None` for other frames and for frames without one.
+pub(crate) fn book_update_id(frame: &Frame) -> Option<i64> {
+    let kind = frame.stream().split_once('@')?.1;
+    if frame.venue != crate::model::Venue::Perp
+        || !(kind == "bookTicker" || kind.starts_with("depth"))
+    {
+        return None;
+    }
+    // Read in place: this runs for every replayed book frame.
+    let data = frame.data_str();
+    let at = data.find("\"u\":")? + 4;
+    let digits = data[at..]
+        .trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?;
+    digits.parse().ok()
 }

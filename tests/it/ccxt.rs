@@ -126,7 +126,6 @@ async fn ccxt_binanceusdm_trades_on_the_local_exchange() {
 /// ccxt.pro's watchers connect to `/public/ws/<n>` and `/market/ws/<n>` and subscribe with `SUBSCRIBE` messages;
 /// they need the routed websocket endpoints.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the routed websocket endpoints with SUBSCRIBE (issue 13 part 1)"]
 async fn ccxt_pro_watchers_on_the_local_exchange() {
     let ex = exchange(1.0, true).await;
     let (_, lines) = ccxt_check(&ex, true).await;

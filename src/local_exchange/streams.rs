@@ -248,7 +248,7 @@ fn touch_book(t: &Value, prev: Option<&Touch>) -> Value {
     }
     json!({
         "e": "depthUpdate", "E": i(t, "E"), "T": i(t, "T"), "s": s(t, "s"),
-        "U": prev.map_or(u, |p| p.u + 1), "u": u, "pu": prev.map_or(u - 1, |p| p.u),
+        "U": prev.map_or(u, |p| (p.u + 1).min(u)), "u": u, "pu": prev.map_or(u - 1, |p| p.u),
         "b": bids, "a": asks,
     })
 }

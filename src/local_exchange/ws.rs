@@ -30,9 +30,9 @@ use super::faults::{self, After, Disruption};
 use super::recording::SharedFrame;
 use super::server::{Shared, UserMsg};
 use super::streams::Subscription;
-use serde_json::{json, Value};
 use crate::binance::routing::Route;
 use crate::model::Venue;
+use serde_json::{json, Value};
 
 type St = State<Arc<Shared>>;
 
@@ -303,7 +303,11 @@ impl Live {
         };
         let id = req.get("id").cloned().unwrap_or(Value::Null);
         if !(id.is_u64() || id.is_string() || id.is_null()) {
-            return refusal(2, "Invalid request: request ID must be an unsigned integer", &id);
+            return refusal(
+                2,
+                "Invalid request: request ID must be an unsigned integer",
+                &id,
+            );
         }
         let params = req.get("params").and_then(Value::as_array);
         let names: Option<Vec<&str>> = params.and_then(|p| p.iter().map(Value::as_str).collect());
@@ -311,10 +315,18 @@ impl Live {
         let method = req.get("method").and_then(Value::as_str).unwrap_or("");
         let result = match (method, names) {
             ("SUBSCRIBE" | "UNSUBSCRIBE", None) => {
-                return refusal(2, "Invalid request: params must be an array of stream names", &id)
+                return refusal(
+                    2,
+                    "Invalid request: params must be an array of stream names",
+                    &id,
+                )
             }
             ("SUBSCRIBE", Some(n)) if self.names.len() + n.len() > MAX_STREAMS => {
-                return refusal(2, "Invalid request: too many streams on one connection", &id)
+                return refusal(
+                    2,
+                    "Invalid request: too many streams on one connection",
+                    &id,
+                )
             }
             ("SUBSCRIBE", Some(n)) => {
                 n.iter().for_each(|x| self.subscribe(x));

@@ -356,3 +356,48 @@ pub(crate) fn book_update_id(frame: &Frame) -> Option<i64> {
         .next()?;
     digits.parse().ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Venue;
+
+    fn frame(venue: Venue, json: &str) -> Frame {
+        Frame::parse(venue, &format!("1723161255088169167 {json}")).expect("a frame")
+    }
+
+    #[test]
+    fn book_update_ids_of_book_frames_only() {
+        let bt = r#"{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":5123107839020,"s":"BTCUSDT"}}"#;
+        let depth = r#"{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","U":7,"u":9,"pu":6,"b":[]}}"#;
+        let trade = r#"{"stream":"btcusdt@trade","data":{"e":"trade","t":5,"u":3}}"#;
+        let no_id = r#"{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","b":"1"}}"#;
+        assert_eq!(book_update_id(&frame(Venue::Perp, bt)), Some(5123107839020));
+        assert_eq!(book_update_id(&frame(Venue::Perp, depth)), Some(9));
+        assert_eq!(book_update_id(&frame(Venue::Perp, trade)), None);
+        assert_eq!(book_update_id(&frame(Venue::Perp, no_id)), None);
+        assert_eq!(book_update_id(&frame(Venue::Spot, bt)), None);
+    }
+
+    #[test]
+    fn live_subscriptions_add_and_remove_streams() {
+        let bt = frame(
+            Venue::Perp,
+            r#"{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":10,"s":"BTCUSDT","b":"1","B":"1","a":"2","A":"1","T":1,"E":1}}"#,
+        );
+        let mut sub = Subscription::new(&[], true, false);
+        let mut out = Vec::new();
+        sub.on_frame(&bt, false, &mut out);
+        assert!(out.is_empty());
+        sub.add("btcusdt@depth");
+        sub.add("btcusdt@depth");
+        sub.on_frame(&bt, false, &mut out);
+        assert_eq!(out.len(), 1, "one depth diff, not two");
+        let d: Value = serde_json::from_slice(&out[0]).unwrap();
+        assert_eq!((d["U"].as_i64(), d["u"].as_i64()), (Some(10), Some(10)));
+        sub.remove("btcusdt@depth");
+        out.clear();
+        sub.on_frame(&bt, false, &mut out);
+        assert!(out.is_empty());
+    }
+}

@@ -38,6 +38,8 @@ enum Kind {
     /// Diff depth from the touch as a one-level book (the recording has no depth updates).
     Depth {
         prev: Option<Touch>,
+        /// `prev` is the book at subscription time, not yet seen on the stream.
+        seeded: bool,
     },
     /// Partial depth: the touch as a one-level book.
     Partial,
@@ -49,11 +51,12 @@ enum Kind {
     },
 }
 
-#[derive(Clone)]
-struct Touch {
-    bid: String,
-    ask: String,
-    u: i64,
+/// The book's top and its update id: where a diff depth stream starts from.
+#[derive(Clone, Debug)]
+pub(crate) struct Touch {
+    pub bid: Decimal,
+    pub ask: Decimal,
+    pub u: i64,
 }
 
 struct Bar {
@@ -80,13 +83,15 @@ impl Subscription {
             recorded_depth,
         };
         for name in streams {
-            sub.add(name);
+            sub.add(name, None);
         }
         sub
     }
 
-    /// Starts sending `name` (a live `SUBSCRIBE`); a stream already sent is left as it is.
-    pub(crate) fn add(&mut self, name: &str) {
+    /// Starts sending `name` (a live `SUBSCRIBE`); a stream already sent is left as it is. `top`: the book the
+    /// exchange serves now, which a diff depth stream continues from (its first event's `pu` is that `u`, as on
+    /// Binance), so a client that fetched the snapshot just before gets an unbroken chain.
+    pub(crate) fn add(&mut self, name: &str, top: Option<Touch>) {
         if self.wants.iter().any(|w| w.name == name) {
             return;
         }
@@ -95,7 +100,10 @@ impl Subscription {
         let kind = match kind {
             _ if !self.derive => Kind::Exact,
             "depth" if self.recorded_depth => Kind::AnySpeed("depth"),
-            "depth" => Kind::Depth { prev: None },
+            "depth" => Kind::Depth {
+                seeded: top.is_some(),
+                prev: top,
+            },
             "markPrice" => Kind::AnySpeed("markPrice"),
             "depth5" | "depth10" | "depth20" => Kind::Partial,
             "aggTrade" => Kind::AggTrade,
@@ -212,12 +220,17 @@ fn dec(v: &Value, k: &str) -> Option<Decimal> {
 fn derive(kind: &mut Kind, data: &Value) -> Vec<Value> {
     match kind {
         Kind::Partial => vec![touch_book(data, None)],
-        Kind::Depth { prev, .. } => {
-            let p = prev.replace(Touch {
-                bid: s(data, "b"),
-                ask: s(data, "a"),
-                u: i(data, "u"),
-            });
+        Kind::Depth { prev, seeded } => {
+            let (Some(bid), Some(ask)) = (dec(data, "b"), dec(data, "a")) else {
+                return Vec::new();
+            };
+            let u = i(data, "u");
+            // The book the stream started from, arriving after the subscription: the client has it already.
+            let start = std::mem::take(seeded) && prev.as_ref().is_some_and(|p| p.u == u);
+            if start {
+                return Vec::new();
+            }
+            let p = prev.replace(Touch { bid, ask, u });
             vec![touch_book(data, p.as_ref())]
         }
         Kind::AggTrade => vec![json!({
@@ -239,11 +252,11 @@ fn touch_book(t: &Value, prev: Option<&Touch>) -> Value {
     let mut bids = vec![json!([s(t, "b"), s(t, "B")])];
     let mut asks = vec![json!([s(t, "a"), s(t, "A")])];
     if let Some(p) = prev {
-        if p.bid != s(t, "b") {
-            bids.push(json!([p.bid, "0"]));
+        if Some(p.bid) != dec(t, "b") {
+            bids.push(json!([p.bid.to_string(), "0"]));
         }
-        if p.ask != s(t, "a") {
-            asks.push(json!([p.ask, "0"]));
+        if Some(p.ask) != dec(t, "a") {
+            asks.push(json!([p.ask.to_string(), "0"]));
         }
     }
     json!({
@@ -389,8 +402,8 @@ mod tests {
         let mut out = Vec::new();
         sub.on_frame(&bt, false, &mut out);
         assert!(out.is_empty());
-        sub.add("btcusdt@depth");
-        sub.add("btcusdt@depth");
+        sub.add("btcusdt@depth", None);
+        sub.add("btcusdt@depth", None);
         sub.on_frame(&bt, false, &mut out);
         assert_eq!(out.len(), 1, "one depth diff, not two");
         let d: Value = serde_json::from_slice(&out[0]).unwrap();
@@ -399,5 +412,37 @@ mod tests {
         out.clear();
         sub.on_frame(&bt, false, &mut out);
         assert!(out.is_empty());
+    }
+
+    fn book(u: i64, bid: &str, ask: &str) -> Frame {
+        frame(
+            Venue::Perp,
+            &format!(
+                r#"{{"stream":"btcusdt@bookTicker","data":{{"e":"bookTicker","u":{u},"s":"BTCUSDT","b":"{bid}","B":"1","a":"{ask}","A":"1","T":1,"E":1}}}}"#
+            ),
+        )
+    }
+
+    #[test]
+    fn a_depth_subscription_continues_from_the_book_served_at_subscription() {
+        let mut sub = Subscription::new(&[], true, false);
+        let top = Touch {
+            bid: Decimal::new(10, 1),
+            ask: Decimal::new(20, 1),
+            u: 10,
+        };
+        sub.add("btcusdt@depth", Some(top));
+        let mut out = Vec::new();
+        // The frame of that book, still on its way to this subscriber: nothing new.
+        sub.on_frame(&book(10, "1.0", "2.0"), false, &mut out);
+        assert!(out.is_empty());
+        sub.on_frame(&book(12, "1.5", "2.0"), false, &mut out);
+        let d: Value = serde_json::from_slice(&out[0]).unwrap();
+        assert_eq!(
+            (d["U"].as_i64(), d["u"].as_i64(), d["pu"].as_i64()),
+            (Some(11), Some(12), Some(10))
+        );
+        assert_eq!(d["b"], json!([["1.5", "1"], ["1.0", "0"]]));
+        assert_eq!(d["a"], json!([["2.0", "1"]]));
     }
 }

@@ -29,7 +29,7 @@ use super::error::ApiError;
 use super::faults::{self, After, Disruption};
 use super::recording::SharedFrame;
 use super::server::{Shared, UserMsg};
-use super::streams::Subscription;
+use super::streams::{Subscription, Touch};
 use crate::binance::routing::Route;
 use crate::model::Venue;
 use serde_json::{json, Value};
@@ -220,7 +220,7 @@ fn market(
     // Subscribe before being counted (the replay starts on the count), and before the handshake completes, so the
     // client misses nothing from its first frame on.
     let rx = s.market_tx.subscribe();
-    let mut live = Live::new(&s, venue, entry, combined);
+    let mut live = Live::new(s.clone(), venue, entry, combined);
     for name in &streams {
         live.subscribe(name);
     }
@@ -231,6 +231,7 @@ fn market(
 /// What one market connection sends: the streams it was opened with or subscribed to since, as Binance's live
 /// requests change them.
 struct Live {
+    s: Arc<Shared>,
     venue: Venue,
     /// The route the connection came in on (`None`: unrouted).
     entry: Option<Route>,
@@ -245,15 +246,30 @@ struct Live {
 const MAX_STREAMS: usize = 1024;
 
 impl Live {
-    fn new(s: &Shared, venue: Venue, entry: Option<Route>, combined: bool) -> Self {
+    fn new(s: Arc<Shared>, venue: Venue, entry: Option<Route>, combined: bool) -> Self {
+        let sub = Subscription::new(&[], venue == Venue::Perp, s.recorded_depth);
         Live {
+            legacy: s.cfg.legacy_routing,
+            s,
             venue,
             entry,
-            legacy: s.cfg.legacy_routing,
             combined,
             names: Vec::new(),
-            sub: Subscription::new(&[], venue == Venue::Perp, s.recorded_depth),
+            sub,
         }
+    }
+
+    /// The futures book the exchange serves now (the REST depth snapshot's).
+    fn top(&self) -> Option<Touch> {
+        if self.venue != Venue::Perp {
+            return None;
+        }
+        let md = self.s.market();
+        md.quote.map(|(q, _)| Touch {
+            bid: q.bid,
+            ask: q.ask,
+            u: md.book_update_id,
+        })
     }
 
     /// Whether this connection sends `stream` (futures routing; spot has none). A name that is not a stream (no
@@ -278,7 +294,8 @@ impl Live {
         self.names.push(name.to_string());
         // Streams of another route are accepted and stay silent, as on Binance.
         if self.served(name) {
-            self.sub.add(name);
+            let top = name.contains("@depth").then(|| self.top()).flatten();
+            self.sub.add(name, top);
         }
     }
 

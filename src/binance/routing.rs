@@ -11,9 +11,9 @@ use std::str::FromStr;
 /// The entry point that serves a stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Route {
-    /// High-frequency book data: `bookTicker`, `depth*`.
+    /// High-frequency data: `bookTicker`, `depth*` and the raw `trade` stream.
     Public,
-    /// Regular market data: `aggTrade`, `trade`, `markPrice`, `kline_*`, `ticker`, `miniTicker`, `forceOrder`, …
+    /// Regular market data: `aggTrade`, `markPrice`, `kline_*`, `ticker`, `miniTicker`, `forceOrder`, …
     Market,
     /// User data (a listen key).
     Private,
@@ -43,7 +43,8 @@ impl Route {
                 None => return Route::Private,
             },
         };
-        if kind == "bookTicker" || kind.starts_with("depth") {
+        // `trade` (each trade, unaggregated) is served with the book data, as ccxt and other clients subscribe it.
+        if kind == "bookTicker" || kind == "trade" || kind.starts_with("depth") {
             Route::Public
         } else {
             Route::Market
@@ -167,7 +168,7 @@ mod tests {
             ("btcusdt@markPrice@1s", Route::Market),
             ("btcusdt@forceOrder", Route::Market),
             ("btcusdt@aggTrade", Route::Market),
-            ("btcusdt@trade", Route::Market),
+            ("btcusdt@trade", Route::Public),
             ("btcusdt@kline_1m", Route::Market),
             ("!markPrice@arr@1s", Route::Market),
             ("!forceOrder@arr", Route::Market),

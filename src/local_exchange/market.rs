@@ -109,8 +109,11 @@ pub struct FundingRec {
 #[derive(Debug, Default)]
 pub struct MarketData {
     pub quote: Option<(Quote, i64)>,
-    /// Bumped on every book change: the `lastUpdateId` of `/depth` and `/ticker/bookTicker`.
+    /// The `lastUpdateId` of `/depth` and `/ticker/bookTicker`: the update id `u` of the last recorded book frame
+    /// (the numbering of the diff depth streams too), or, for recordings without ids, a count of book changes.
     pub book_update_id: i64,
+    /// A recorded update id came by: the count is no longer used.
+    recorded_ids: bool,
     pub trades: VecDeque<TradeRec>,
     pub candles: VecDeque<Candle>,
     pub mark: Option<MarkRec>,
@@ -128,7 +131,9 @@ impl MarketData {
         match kind {
             MarketKind::Quote(q) => {
                 self.quote = Some((*q, ms));
-                self.book_update_id += 1;
+                if !self.recorded_ids {
+                    self.book_update_id += 1;
+                }
             }
             MarketKind::Trade(t) => self.on_trade(t.price, t.qty, t.taker_side, ms),
             MarketKind::Mark(m) => {
@@ -141,6 +146,13 @@ impl MarketData {
             }
             MarketKind::Liquidation(_) => {}
         }
+    }
+
+    /// Takes in the update id `u` of a replayed book frame. A recording that starts over (looped) starts its ids
+    /// over too, as a client resyncing from a fresh snapshot expects.
+    pub fn on_book_update_id(&mut self, u: i64) {
+        self.recorded_ids = true;
+        self.book_update_id = u;
     }
 
     fn on_trade(&mut self, price: Decimal, qty: Decimal, taker: Side, ms: i64) {

@@ -138,8 +138,15 @@ fn apply(shared: &Shared, frame: &Frame, virtual_ts: TsNs) {
         return;
     }
     let parsed = market_wire::parse_frame(frame.combined_str(), Venue::Perp);
+    let update_id = super::streams::book_update_id(frame);
     if let Ok(WireFrame::Market(kind)) = &parsed {
-        shared.market().on_event(kind, virtual_ts);
+        let mut md = shared.market();
+        md.on_event(kind, virtual_ts);
+        if let Some(u) = update_id {
+            md.on_book_update_id(u);
+        }
+    } else if let Some(u) = update_id {
+        shared.market().on_book_update_id(u);
     }
     match parsed {
         Ok(WireFrame::Market(MarketKind::Quote(q))) => {

@@ -15,6 +15,8 @@ use super::recording::Frame;
 /// One subscriber's streams and the state of those it derives.
 pub(crate) struct Subscription {
     wants: Vec<Want>,
+    derive: bool,
+    recorded_depth: bool,
 }
 
 struct Want {
@@ -36,6 +38,8 @@ enum Kind {
     /// Diff depth from the touch as a one-level book (the recording has no depth updates).
     Depth {
         prev: Option<Touch>,
+        /// `prev` is the book at subscription time, not yet seen on the stream.
+        seeded: bool,
     },
     /// Partial depth: the touch as a one-level book.
     Partial,
@@ -47,11 +51,12 @@ enum Kind {
     },
 }
 
-#[derive(Clone)]
-struct Touch {
-    bid: String,
-    ask: String,
-    u: i64,
+/// The book's top and its update id: where a diff depth stream starts from.
+#[derive(Clone, Debug)]
+pub(crate) struct Touch {
+    pub bid: Decimal,
+    pub ask: Decimal,
+    pub u: i64,
 }
 
 struct Bar {
@@ -72,37 +77,56 @@ struct Bar {
 impl Subscription {
     /// `derive`: futures subscribers get derived streams; `recorded_depth`: the recording holds depth updates.
     pub(crate) fn new(streams: &[String], derive: bool, recorded_depth: bool) -> Self {
-        let wants = streams
-            .iter()
-            .map(|name| {
-                let (symbol, kind) = name.split_once('@').unwrap_or((name, ""));
-                let mut parts = kind.split('@');
-                let kind = parts.next().unwrap_or("");
-                let kind = match kind {
-                    _ if !derive => Kind::Exact,
-                    "depth" if recorded_depth => Kind::AnySpeed("depth"),
-                    "depth" => Kind::Depth { prev: None },
-                    "markPrice" => Kind::AnySpeed("markPrice"),
-                    "depth5" | "depth10" | "depth20" => Kind::Partial,
-                    "aggTrade" => Kind::AggTrade,
-                    k => match k.strip_prefix("kline_").and_then(interval_ms) {
-                        Some(ms) => Kind::Kline {
-                            interval: k["kline_".len()..].to_string(),
-                            ms,
-                            bar: None,
-                        },
-                        None => Kind::Exact,
-                    },
-                };
-                Want {
-                    name: name.clone(),
-                    prefix: format!("{}@", symbol.to_ascii_lowercase()),
-                    kind,
-                    seen_exact: false,
-                }
-            })
-            .collect();
-        Subscription { wants }
+        let mut sub = Subscription {
+            wants: Vec::with_capacity(streams.len()),
+            derive,
+            recorded_depth,
+        };
+        for name in streams {
+            sub.add(name, None);
+        }
+        sub
+    }
+
+    /// Starts sending `name` (a live `SUBSCRIBE`); a stream already sent is left as it is. `top`: the book the
+    /// exchange serves now, which a diff depth stream continues from (its first event's `pu` is that `u`, as on
+    /// Binance), so a client that fetched the snapshot just before gets an unbroken chain.
+    pub(crate) fn add(&mut self, name: &str, top: Option<Touch>) {
+        if self.wants.iter().any(|w| w.name == name) {
+            return;
+        }
+        let (symbol, kind) = name.split_once('@').unwrap_or((name, ""));
+        let kind = kind.split('@').next().unwrap_or("");
+        let kind = match kind {
+            _ if !self.derive => Kind::Exact,
+            "depth" if self.recorded_depth => Kind::AnySpeed("depth"),
+            "depth" => Kind::Depth {
+                seeded: top.is_some(),
+                prev: top,
+            },
+            "markPrice" => Kind::AnySpeed("markPrice"),
+            "depth5" | "depth10" | "depth20" => Kind::Partial,
+            "aggTrade" => Kind::AggTrade,
+            k => match k.strip_prefix("kline_").and_then(interval_ms) {
+                Some(ms) => Kind::Kline {
+                    interval: k["kline_".len()..].to_string(),
+                    ms,
+                    bar: None,
+                },
+                None => Kind::Exact,
+            },
+        };
+        self.wants.push(Want {
+            name: name.to_string(),
+            prefix: format!("{}@", symbol.to_ascii_lowercase()),
+            kind,
+            seen_exact: false,
+        });
+    }
+
+    /// Stops sending `name` (a live `UNSUBSCRIBE`).
+    pub(crate) fn remove(&mut self, name: &str) {
+        self.wants.retain(|w| w.name != name);
     }
 
     /// Appends to `out` what this subscriber receives for `frame` (combined-stream frames or raw payloads).
@@ -196,12 +220,17 @@ fn dec(v: &Value, k: &str) -> Option<Decimal> {
 fn derive(kind: &mut Kind, data: &Value) -> Vec<Value> {
     match kind {
         Kind::Partial => vec![touch_book(data, None)],
-        Kind::Depth { prev, .. } => {
-            let p = prev.replace(Touch {
-                bid: s(data, "b"),
-                ask: s(data, "a"),
-                u: i(data, "u"),
-            });
+        Kind::Depth { prev, seeded } => {
+            let (Some(bid), Some(ask)) = (dec(data, "b"), dec(data, "a")) else {
+                return Vec::new();
+            };
+            let u = i(data, "u");
+            // The book the stream started from, arriving after the subscription: the client has it already.
+            let start = std::mem::take(seeded) && prev.as_ref().is_some_and(|p| p.u == u);
+            if start {
+                return Vec::new();
+            }
+            let p = prev.replace(Touch { bid, ask, u });
             vec![touch_book(data, p.as_ref())]
         }
         Kind::AggTrade => vec![json!({
@@ -215,22 +244,24 @@ fn derive(kind: &mut Kind, data: &Value) -> Vec<Value> {
 }
 
 /// A `depthUpdate` of the touch as a one-level book; with the previous touch, its levels that moved are removed
-/// (quantity 0), so a client keeping a book from these diffs holds the touch only.
+/// (quantity 0), so a client keeping a book from these diffs holds the touch only. Numbered with the bookTicker's
+/// update id `u`, as the REST `/depth` snapshot's `lastUpdateId` is ([`book_update_id`]): `U` follows the previous
+/// event's `u`, so a client syncing from a snapshot finds the event that spans it.
 fn touch_book(t: &Value, prev: Option<&Touch>) -> Value {
     let u = i(t, "u");
     let mut bids = vec![json!([s(t, "b"), s(t, "B")])];
     let mut asks = vec![json!([s(t, "a"), s(t, "A")])];
     if let Some(p) = prev {
-        if p.bid != s(t, "b") {
-            bids.push(json!([p.bid, "0"]));
+        if Some(p.bid) != dec(t, "b") {
+            bids.push(json!([p.bid.to_string(), "0"]));
         }
-        if p.ask != s(t, "a") {
-            asks.push(json!([p.ask, "0"]));
+        if Some(p.ask) != dec(t, "a") {
+            asks.push(json!([p.ask.to_string(), "0"]));
         }
     }
     json!({
         "e": "depthUpdate", "E": i(t, "E"), "T": i(t, "T"), "s": s(t, "s"),
-        "U": u, "u": u, "pu": prev.map_or(u - 1, |p| p.u),
+        "U": prev.map_or(u, |p| (p.u + 1).min(u)), "u": u, "pu": prev.map_or(u - 1, |p| p.u),
         "b": bids, "a": asks,
     })
 }
@@ -318,4 +349,100 @@ pub(crate) fn recording_has_depth(inputs: &[String]) -> bool {
         }
     }
     false
+}
+
+/// The order-book update id (`u`) of a perp book frame (`bookTicker` or `depth*`), the numbering of the REST depth
+/// snapshot and of the diff depth streams; `None` for other frames and for frames without one.
+pub(crate) fn book_update_id(frame: &Frame) -> Option<i64> {
+    let kind = frame.stream().split_once('@')?.1;
+    if frame.venue != crate::model::Venue::Perp
+        || !(kind == "bookTicker" || kind.starts_with("depth"))
+    {
+        return None;
+    }
+    // Read in place: this runs for every replayed book frame.
+    let data = frame.data_str();
+    let at = data.find("\"u\":")? + 4;
+    let digits = data[at..]
+        .trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?;
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Venue;
+
+    fn frame(venue: Venue, json: &str) -> Frame {
+        Frame::parse(venue, &format!("1723161255088169167 {json}")).expect("a frame")
+    }
+
+    #[test]
+    fn book_update_ids_of_book_frames_only() {
+        let bt = r#"{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":5123107839020,"s":"BTCUSDT"}}"#;
+        let depth = r#"{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","U":7,"u":9,"pu":6,"b":[]}}"#;
+        let trade = r#"{"stream":"btcusdt@trade","data":{"e":"trade","t":5,"u":3}}"#;
+        let no_id = r#"{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","b":"1"}}"#;
+        assert_eq!(book_update_id(&frame(Venue::Perp, bt)), Some(5123107839020));
+        assert_eq!(book_update_id(&frame(Venue::Perp, depth)), Some(9));
+        assert_eq!(book_update_id(&frame(Venue::Perp, trade)), None);
+        assert_eq!(book_update_id(&frame(Venue::Perp, no_id)), None);
+        assert_eq!(book_update_id(&frame(Venue::Spot, bt)), None);
+    }
+
+    #[test]
+    fn live_subscriptions_add_and_remove_streams() {
+        let bt = frame(
+            Venue::Perp,
+            r#"{"stream":"btcusdt@bookTicker","data":{"e":"bookTicker","u":10,"s":"BTCUSDT","b":"1","B":"1","a":"2","A":"1","T":1,"E":1}}"#,
+        );
+        let mut sub = Subscription::new(&[], true, false);
+        let mut out = Vec::new();
+        sub.on_frame(&bt, false, &mut out);
+        assert!(out.is_empty());
+        sub.add("btcusdt@depth", None);
+        sub.add("btcusdt@depth", None);
+        sub.on_frame(&bt, false, &mut out);
+        assert_eq!(out.len(), 1, "one depth diff, not two");
+        let d: Value = serde_json::from_slice(&out[0]).unwrap();
+        assert_eq!((d["U"].as_i64(), d["u"].as_i64()), (Some(10), Some(10)));
+        sub.remove("btcusdt@depth");
+        out.clear();
+        sub.on_frame(&bt, false, &mut out);
+        assert!(out.is_empty());
+    }
+
+    fn book(u: i64, bid: &str, ask: &str) -> Frame {
+        frame(
+            Venue::Perp,
+            &format!(
+                r#"{{"stream":"btcusdt@bookTicker","data":{{"e":"bookTicker","u":{u},"s":"BTCUSDT","b":"{bid}","B":"1","a":"{ask}","A":"1","T":1,"E":1}}}}"#
+            ),
+        )
+    }
+
+    #[test]
+    fn a_depth_subscription_continues_from_the_book_served_at_subscription() {
+        let mut sub = Subscription::new(&[], true, false);
+        let top = Touch {
+            bid: Decimal::new(10, 1),
+            ask: Decimal::new(20, 1),
+            u: 10,
+        };
+        sub.add("btcusdt@depth", Some(top));
+        let mut out = Vec::new();
+        // The frame of that book, still on its way to this subscriber: nothing new.
+        sub.on_frame(&book(10, "1.0", "2.0"), false, &mut out);
+        assert!(out.is_empty());
+        sub.on_frame(&book(12, "1.5", "2.0"), false, &mut out);
+        let d: Value = serde_json::from_slice(&out[0]).unwrap();
+        assert_eq!(
+            (d["U"].as_i64(), d["u"].as_i64(), d["pu"].as_i64()),
+            (Some(11), Some(12), Some(10))
+        );
+        assert_eq!(d["b"], json!([["1.5", "1"], ["1.0", "0"]]));
+        assert_eq!(d["a"], json!([["2.0", "1"]]));
+    }
 }

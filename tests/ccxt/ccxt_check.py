@@ -298,13 +298,28 @@ async def ws_checks(rest, ws, key, secret):
     try:
 
         async def book():
+            # The first answer is the REST snapshot; later ones are diffs applied on it, which ccxt only accepts
+            # when their update ids follow the snapshot's lastUpdateId (else it raises ChecksumError).
             ob = await asyncio.wait_for(ex.watch_order_book(SYMBOL), 20)
+            first = ob["nonce"]
+            expect(first is not None, "no snapshot id")
+            for _ in range(50):
+                ob = await asyncio.wait_for(ex.watch_order_book(SYMBOL), 20)
+                if ob["nonce"] > first:
+                    break
+            expect(ob["nonce"] > first, f"no diff applied after snapshot {first}")
             expect(ob["bids"] and ob["asks"], "empty book")
-            return f"{ob['bids'][0][0]} / {ob['asks'][0][0]}"
+            bid, ask = ob["bids"][0][0], ob["asks"][0][0]
+            expect(bid < ask, f"crossed book {bid} / {ask}")
+            expect(len(ob["bids"]) == 1 and len(ob["asks"]) == 1, "the touch only, stale levels removed")
+            return f"{bid} / {ask}, update id {first} -> {ob['nonce']}"
 
         async def trades():
             ts = await asyncio.wait_for(ex.watch_trades(SYMBOL), 20)
             expect(ts, "no trades")
+            t = ts[-1]
+            expect(t["symbol"] == SYMBOL and t["price"] > 0 and t["amount"] > 0, f"bad trade {t}")
+            expect(t["side"] in ("buy", "sell") and t["id"], f"bad trade {t}")
             return f"{len(ts)} trades"
 
         for name, f in [("watch_order_book", book), ("watch_trades", trades)]:

@@ -123,10 +123,10 @@ async fn ccxt_binanceusdm_trades_on_the_local_exchange() {
     ex.shutdown().await;
 }
 
-/// ccxt.pro's watchers connect to `/public/ws/<n>` and `/market/ws/<n>` and subscribe with `SUBSCRIBE` messages;
-/// they need the routed websocket endpoints.
+/// ccxt.pro's watchers open `/public/ws/<n>` (book and raw trades) and subscribe with `SUBSCRIBE` requests; the
+/// order book syncs from the REST snapshot plus diff depth events, which ccxt accepts only when their update ids
+/// continue the snapshot's `lastUpdateId` (the script waits for a diff applied on the snapshot).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs the routed websocket endpoints with SUBSCRIBE (issue 13 part 1)"]
 async fn ccxt_pro_watchers_on_the_local_exchange() {
     let ex = exchange(1.0, true).await;
     let (_, lines) = ccxt_check(&ex, true).await;

@@ -22,9 +22,10 @@ type Ws =
 const T0: i64 = 1_723_161_255_088_169_167;
 const MS: i64 = 1_000_000;
 
+/// A perp book ticker; its update id `u` is its time in ms.
 fn book(ts: i64, bid: &str, ask: &str) -> String {
     format!(
-        "{ts} {{\"stream\":\"btcusdt@bookTicker\",\"data\":{{\"e\":\"bookTicker\",\"u\":1,\"s\":\"BTCUSDT\",\"b\":\"{bid}\",\"B\":\"2.507\",\"a\":\"{ask}\",\"A\":\"2.510\",\"T\":{ms},\"E\":{ms}}}}}",
+        "{ts} {{\"stream\":\"btcusdt@bookTicker\",\"data\":{{\"e\":\"bookTicker\",\"u\":{ms},\"s\":\"BTCUSDT\",\"b\":\"{bid}\",\"B\":\"2.507\",\"a\":\"{ask}\",\"A\":\"2.510\",\"T\":{ms},\"E\":{ms}}}}}",
         ms = ts / MS
     )
 }
@@ -661,4 +662,189 @@ async fn premia_exchange_serves_routed_paths_or_with_legacy_routing_the_old_ones
         .await,
         404
     );
+}
+
+/// Sends a live request; returns its answer and the data frames that came before it.
+async fn request(
+    ws: &mut Ws,
+    id: u64,
+    body: serde_json::Value,
+) -> (serde_json::Value, Vec<serde_json::Value>) {
+    use futures_util::SinkExt;
+    let mut req = body;
+    req["id"] = id.into();
+    ws.send(Message::Text(req.to_string().into()))
+        .await
+        .expect("sent");
+    let mut before = Vec::new();
+    loop {
+        let f = next_frames(ws, 1).await.remove(0);
+        if f.get("id") == Some(&serde_json::json!(id)) {
+            return (f, before);
+        }
+        before.push(f);
+    }
+}
+
+fn events(frames: &[serde_json::Value]) -> Vec<&str> {
+    frames
+        .iter()
+        .map(|f| f["e"].as_str().unwrap_or("?"))
+        .collect()
+}
+
+#[tokio::test]
+async fn live_subscriptions_follow_the_routes() {
+    let rec = recording();
+    let ex = exchange(&rec, false, 1).await;
+    let root = ex.futures_ws_url();
+    // Clients open a numbered connection per route and subscribe with requests (ccxt: `/public/ws/0`).
+    let mut market = connect(&format!("{root}/market/ws/1")).await;
+    let mut public = connect(&format!("{root}/public/ws/0")).await;
+    let sub = |p: &[&str]| serde_json::json!({"method": "SUBSCRIBE", "params": p});
+    // The market connection carries no book: it does not start the replay.
+    let (ok, _) = request(
+        &mut market,
+        1,
+        sub(&["btcusdt@aggTrade", "btcusdt@bookTicker"]),
+    )
+    .await;
+    assert_eq!(ok, serde_json::json!({"result": null, "id": 1}));
+    let streams = [
+        "btcusdt@bookTicker",
+        "btcusdt@depth",
+        "btcusdt@trade",
+        "btcusdt@markPrice@1s",
+    ];
+    let (ok, _) = request(&mut public, 2, sub(&streams)).await;
+    assert_eq!(ok, serde_json::json!({"result": null, "id": 2}));
+
+    // Raw payloads of the streams this route serves; the mark price (a /market stream) stays silent.
+    let frames = next_frames(&mut public, 9).await;
+    assert_eq!(
+        events(&frames),
+        [
+            "bookTicker",
+            "depthUpdate",
+            "trade",
+            "bookTicker",
+            "depthUpdate",
+            "trade",
+            "trade",
+            "bookTicker",
+            "depthUpdate"
+        ]
+    );
+    // Diff depth numbered with the book's update ids, and the REST snapshot too: a client syncs from either.
+    let (d1, d2, d3) = (&frames[1], &frames[4], &frames[8]);
+    assert_eq!(d1["u"], frames[0]["u"]);
+    assert_eq!(d2["pu"], d1["u"]);
+    assert_eq!(d2["U"].as_i64(), d1["u"].as_i64().map(|u| u + 1));
+    assert_eq!(d3["u"], frames[7]["u"]);
+    ex.replay_finished().await;
+    let snap: serde_json::Value = reqwest::get(format!(
+        "{}/fapi/v1/depth?symbol=BTCUSDT&limit=5",
+        ex.rest_url()
+    ))
+    .await
+    .expect("depth")
+    .json()
+    .await
+    .expect("json");
+    assert_eq!(snap["lastUpdateId"], d3["u"]);
+
+    let (list, extra) = request(
+        &mut public,
+        3,
+        serde_json::json!({"method": "LIST_SUBSCRIPTIONS"}),
+    )
+    .await;
+    assert!(extra.is_empty(), "{extra:?}");
+    assert_eq!(list, serde_json::json!({"result": streams, "id": 3}));
+    let unsub = serde_json::json!({"method": "UNSUBSCRIBE", "params": ["btcusdt@bookTicker"]});
+    assert_eq!(
+        request(&mut public, 4, unsub).await.0["result"],
+        serde_json::Value::Null
+    );
+    let (list, _) = request(
+        &mut public,
+        5,
+        serde_json::json!({"method": "LIST_SUBSCRIPTIONS"}),
+    )
+    .await;
+    assert_eq!(list["result"], serde_json::json!(streams[1..]));
+
+    // The market connection got the aggregated trades only (the book ticker is not served on /market).
+    let (_, agg) = request(
+        &mut market,
+        6,
+        serde_json::json!({"method": "LIST_SUBSCRIPTIONS"}),
+    )
+    .await;
+    assert_eq!(events(&agg), ["aggTrade", "aggTrade", "aggTrade"]);
+    ex.shutdown().await;
+}
+
+#[tokio::test]
+async fn live_requests_answer_as_binance() {
+    let rec = recording();
+    let ex = exchange(&rec, false, 1).await;
+    let mut ws = connect(&format!("{}/public/ws", ex.futures_ws_url())).await;
+    let set = serde_json::json!({"method": "SET_PROPERTY", "params": ["combined", true]});
+    assert_eq!(
+        request(&mut ws, 1, set).await.0["result"],
+        serde_json::Value::Null
+    );
+    let get = serde_json::json!({"method": "GET_PROPERTY", "params": ["combined"]});
+    assert_eq!(request(&mut ws, 2, get).await.0["result"], true);
+    let unknown = serde_json::json!({"method": "GET_PROPERTY", "params": ["colour"]});
+    assert_eq!(request(&mut ws, 3, unknown).await.0["error"]["code"], 0);
+    let bad = serde_json::json!({"method": "SUBSCRIBE", "params": "btcusdt@bookTicker"});
+    let (answer, _) = request(&mut ws, 4, bad).await;
+    assert_eq!(answer["error"]["code"], 2, "{answer}");
+    let (answer, _) = request(&mut ws, 5, serde_json::json!({"method": "FOO"})).await;
+    assert_eq!(answer["error"]["code"], 2, "{answer}");
+    // Combined now: frames come wrapped with their stream name.
+    let sub = serde_json::json!({"method": "SUBSCRIBE", "params": ["btcusdt@bookTicker"]});
+    request(&mut ws, 6, sub).await;
+    let f = next_frames(&mut ws, 1).await.remove(0);
+    assert_eq!(
+        (f["stream"].as_str(), f["data"]["e"].as_str()),
+        (Some("btcusdt@bookTicker"), Some("bookTicker"))
+    );
+    {
+        use futures_util::SinkExt;
+        ws.send(Message::Text("{not json".into())).await.unwrap();
+    }
+    let mut answer = next_frames(&mut ws, 1).await.remove(0);
+    while answer.get("error").is_none() {
+        answer = next_frames(&mut ws, 1).await.remove(0);
+    }
+    assert_eq!(answer["error"]["code"], 3, "{answer}");
+    ex.shutdown().await;
+}
+
+#[tokio::test]
+async fn live_subscriptions_on_legacy_paths() {
+    let rec = recording();
+    let ex = exchange(&rec, true, 1).await;
+    // Legacy: one unrouted connection carries every market stream.
+    let mut ws = connect(&format!("{}/ws/0", ex.futures_ws_url())).await;
+    let sub = serde_json::json!({"method": "SUBSCRIBE", "params": ["btcusdt@markPrice@1s", "btcusdt@bookTicker"]});
+    assert_eq!(
+        request(&mut ws, 1, sub).await.0["result"],
+        serde_json::Value::Null
+    );
+    let frames = next_frames(&mut ws, 5).await;
+    assert_eq!(
+        events(&frames),
+        [
+            "bookTicker",
+            "markPriceUpdate",
+            "bookTicker",
+            "markPriceUpdate",
+            "bookTicker"
+        ]
+    );
+    ex.shutdown().await;
 }

@@ -128,8 +128,16 @@ where
             last_status = Instant::now();
             tracing::info!(state = "WAITING", waiting_for = what, attempts, next_try_s = wait.as_secs(), last_error = %e, "status");
         }
-        if policy.deadline.is_some_and(|d| Instant::now() + wait > d) {
-            return Err(RetryError::Deadline { attempts, last: e });
+        let mut wait = wait;
+        if let Some(deadline) = policy.deadline {
+            let now = Instant::now();
+            // Never inside the exchange's own window: if it outlasts the deadline, there is no last try to make.
+            let window = e.retry_after().unwrap_or_default();
+            if now >= deadline || now + window > deadline {
+                return Err(RetryError::Deadline { attempts, last: e });
+            }
+            // A last try at the deadline itself rather than giving up early.
+            wait = wait.min(deadline - now);
         }
         tokio::select! {
             _ = cancel.cancelled() => return Err(RetryError::Cancelled),

@@ -42,6 +42,9 @@ pub enum Control {
     StopEntries,
     /// Close the open position now (`--flatten-on-exit`).
     Flatten,
+    /// The exchange refuses every request until this time (a rate-limit `Retry-After` or an IP ban): decide
+    /// nothing before it, as after a rejection, instead of writing an order that cannot be sent.
+    HoldUntil(TsNs),
 }
 
 /// What the engine decided. The caller persists and executes these in order.
@@ -390,6 +393,9 @@ impl Engine {
                     Control::Flatten => {
                         self.stop_entries = true;
                         self.flatten_requested = true;
+                    }
+                    Control::HoldUntil(until) => {
+                        self.cooldown_until = self.cooldown_until.max(*until);
                     }
                 }
                 self.decide(out);

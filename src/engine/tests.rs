@@ -757,3 +757,22 @@ quantity = "0.010"
     assert_eq!(pnl_pct(d("-1"), d("60000"), d("60030")), -0.05);
     assert!(pnl_pct(Decimal::ZERO, d("60000"), d("60030")).is_nan());
 }
+
+#[test]
+fn a_hold_until_defers_every_decision_to_its_end() {
+    let mut e = engine(DROP_LONG);
+    feed(&mut e, quote(0, Venue::Spot, "100"));
+    feed(&mut e, quote(0, Venue::Perp, "100"));
+    // The exchange's ban window is open until 30 s: the rule is true at 10 s but nothing is decided.
+    assert!(placed(&feed(
+        &mut e,
+        Event::Control(Control::HoldUntil(30 * S), 5 * S)
+    ))
+    .is_none());
+    assert!(placed(&feed(&mut e, quote(10 * S, Venue::Perp, "99"))).is_none());
+    assert!(placed(&feed(&mut e, quote(30 * S - 1, Venue::Perp, "98"))).is_none());
+    // A shorter hold never shortens a longer one.
+    feed(&mut e, Event::Control(Control::HoldUntil(20 * S), 29 * S));
+    let out = feed(&mut e, quote(30 * S, Venue::Perp, "97"));
+    assert!(placed(&out).is_some(), "decided once the window closed");
+}

@@ -272,8 +272,17 @@ impl LiveTrader {
     async fn apply_order(&mut self, u: crate::model::OrderUpdate) -> Result<(), LiveError> {
         settle_intent_flush(&mut self.intent_flush, &self.latency).await?;
         // Its log lines (fills) carry the market time (a replay's, or the wall clock).
-        let span = tracing::info_span!("order", market_ts = (self.clock)());
+        let now = (self.clock)();
+        let rejected = u.state == crate::model::OrderState::Rejected;
+        let span = tracing::info_span!("order", market_ts = now);
         span.in_scope(|| self.engine.on_event(&Event::Order(u), &mut self.actions));
+        // Refused because the exchange's rate-limit or ban window is open: nothing is decided until it closes (in
+        // the engine's time; a faster replay ends the hold early, and the client's gate still sends nothing).
+        if let Some(wait) = self.rest.blocked_for().filter(|_| rejected) {
+            let until = now.saturating_add(wait.as_nanos().min(i64::MAX as u128) as i64);
+            let hold = Event::Control(Control::HoldUntil(until), now);
+            self.engine.on_event(&hold, &mut self.actions);
+        }
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //!
 //! Shared by `premia report` and the backtest summary, so a backtest reads exactly like a live run.
 
+pub mod metrics;
 pub mod text;
 pub mod trades;
 

@@ -110,7 +110,7 @@ impl BacktestResult {
             "wins": self.stats.wins,
             "win_rate": self.stats.win_rate,
             "realized_pnl": num(self.realized_pnl),
-            "fees": num(self.stats.fees),
+            "fees": num(self.stats.total_fees()),
             "max_drawdown": num(self.stats.max_drawdown),
             "open_position_qty": num(self.open_qty),
             "rules": self.rule_counts.iter().map(|(k, v)| json!({"rule": k, "decisions": v})).collect::<Vec<_>>(),
@@ -151,7 +151,7 @@ impl BacktestResult {
         s.push_str(&format!(
             "  realised PnL {:>12} USDT (net of {} USDT fees)\n",
             self.realized_pnl.round_dp(4),
-            self.stats.fees.round_dp(4)
+            self.stats.total_fees().round_dp(4)
         ));
         s.push_str(&format!(
             "  max drawdown {:>12} USDT\n",
@@ -264,6 +264,7 @@ pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
         ended_ts: None,
         market_first_ts: None,
         market_last_ts: None,
+        starting_balance: Some(opts.config.local.balance_usdt),
         config_path: Some(opts.config.source.clone()),
         data_inputs: opts.data.clone(),
         exchange: Some("simulated".into()),

@@ -144,6 +144,9 @@ pub struct RunMeta {
     /// Market time of the first and last event processed (a backtest's data span).
     pub market_first_ts: Option<TsNs>,
     pub market_last_ts: Option<TsNs>,
+    /// The account's balance (USDT) at the start, when known: a local exchange's `local.balance_usdt`, which a
+    /// backtest also assumes.
+    pub starting_balance: Option<Decimal>,
     pub config_path: Option<String>,
     /// Data files of a backtest (as given on the command line) or the feed URLs of a live run.
     pub data_inputs: Vec<String>,

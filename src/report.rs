@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use serde_json::{json, Map, Value};
 
 use crate::model::{Decimal, Fill, JournalKind, OrderRecord, Position};
-use crate::store::{RunMeta, Store, StoreError};
+use crate::store::{RunKind, RunMeta, Store, StoreError};
 
 pub use metrics::{Metrics, MetricsInput};
 pub use trades::{RuleStats, Trade, TradeStats};
@@ -108,6 +108,15 @@ fn journal_counts(store: &Store) -> Result<(usize, Counts, Counts), StoreError> 
     Ok((journal.len(), decisions, denials))
 }
 
+/// The market time a run covered: a backtest's data span; for a live run (whose events are stamped on arrival) its
+/// wall-clock start and end.
+fn run_span(m: &RunMeta) -> Option<(i64, i64)> {
+    m.market_first_ts.zip(m.market_last_ts).or(match m.kind {
+        RunKind::Live if m.started_ts > 0 => m.ended_ts.map(|end| (m.started_ts, end)),
+        _ => None,
+    })
+}
+
 impl Report {
     /// Reads everything from the store.
     pub fn load(store: &Store) -> Result<Report, StoreError> {
@@ -125,9 +134,7 @@ impl Report {
         let metrics = Metrics::compute(MetricsInput {
             trades: &stats.trades,
             open: &stats.open,
-            span: meta
-                .as_ref()
-                .and_then(|m| m.market_first_ts.zip(m.market_last_ts)),
+            span: meta.as_ref().and_then(run_span),
             starting_balance: meta.as_ref().and_then(|m| m.starting_balance),
         });
         Ok(Report {

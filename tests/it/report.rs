@@ -418,3 +418,48 @@ fn a_backtest_records_its_span_and_end_and_every_view_agrees_on_fees_and_pnl() {
         "{summary_text}"
     );
 }
+
+/// A local run of the real binary records its end; `report` on the config's folder of runs finds it.
+#[test]
+fn a_local_run_records_its_end_and_its_folder_of_runs_shows_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("config/default.toml")).unwrap();
+    let runs = tmp.path().join("runs");
+    let text = text
+        .replace(
+            "state_dir = \"state/run\"",
+            &format!("state_dir = {:?}", runs.display().to_string()),
+        )
+        .replace("speed = 10.0", "speed = 60.0");
+    assert!(
+        text.contains(&runs.display().to_string()),
+        "state_dir replaced"
+    );
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = premia(&[
+        "run",
+        "--max-seconds",
+        "3",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    ok(&out);
+    let j = json(&premia(&[
+        "report",
+        "--state",
+        runs.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(j["chosen_from"], runs.display().to_string());
+    let meta = &j["meta"];
+    assert_eq!(meta["kind"], "live");
+    let (start, end) = (meta["started_ts"].as_i64(), meta["ended_ts"].as_i64());
+    assert!(
+        matches!((start, end), (Some(s), Some(e)) if e >= s && s > T0),
+        "{meta}"
+    );
+    assert_eq!(meta["starting_balance"].as_f64(), Some(10_000.0));
+    assert!(j["metrics"].is_object());
+}

@@ -134,8 +134,11 @@ impl Metrics {
             let daily = daily_returns(trades, start, end, balance);
             m.sharpe = sharpe(&daily);
             m.sortino = sortino(&daily);
+            // Annualising less than a day of returns gives numbers that mean nothing.
             m.calmar = match (m.net_pnl_pct, dd.pct) {
-                (Some(ret), Some(ddp)) if ddp > 0.0 => Some(ret / days * DAYS_PER_YEAR / ddp),
+                (Some(ret), Some(ddp)) if ddp > 0.0 && days >= 1.0 => {
+                    Some(ret / days * DAYS_PER_YEAR / ddp)
+                }
                 _ => None,
             };
         }

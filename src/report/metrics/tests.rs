@@ -170,9 +170,10 @@ fn a_drawdown_never_regained_lasts_to_the_end_of_the_span() {
         trades: &trades,
         open: &[],
         span: Some((0, 10 * H)),
-        starting_balance: None,
+        starting_balance: Some(d("1000")),
     });
     assert_eq!(m.max_drawdown, d("8"));
     assert_eq!(m.max_drawdown_duration_s, 9.0 * 3600.0);
+    assert_eq!(m.calmar, None, "less than a day is not annualised");
     assert_eq!(m.longest_loss_streak, 1);
 }

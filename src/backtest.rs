@@ -110,7 +110,7 @@ impl BacktestResult {
             "wins": self.stats.wins,
             "win_rate": self.stats.win_rate,
             "realized_pnl": num(self.realized_pnl),
-            "fees": num(self.stats.fees),
+            "fees": num(self.stats.total_fees()),
             "max_drawdown": num(self.stats.max_drawdown),
             "open_position_qty": num(self.open_qty),
             "rules": self.rule_counts.iter().map(|(k, v)| json!({"rule": k, "decisions": v})).collect::<Vec<_>>(),
@@ -151,7 +151,7 @@ impl BacktestResult {
         s.push_str(&format!(
             "  realised PnL {:>12} USDT (net of {} USDT fees)\n",
             self.realized_pnl.round_dp(4),
-            self.stats.fees.round_dp(4)
+            self.stats.total_fees().round_dp(4)
         ));
         s.push_str(&format!(
             "  max drawdown {:>12} USDT\n",
@@ -233,6 +233,13 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+fn wall_clock_ns() -> TsNs {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    TsNs::try_from(since.as_nanos()).unwrap_or(TsNs::MAX)
+}
+
 /// Runs a backtest to the end of the data.
 pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
     if opts.data.is_empty() {
@@ -241,24 +248,28 @@ pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
         ));
     }
     let mut reader = crate::market::open(&opts.data)?;
+    // Every input is opened before the state dir is made: a backtest that cannot start leaves no run behind.
+    let mut fills_csv = opts
+        .fills_csv
+        .as_deref()
+        .map(FillsCsv::create)
+        .transpose()?;
     let store = Store::open_with(&opts.state_dir, Durability::Lazy)?;
     store.put_meta(&RunMeta {
         kind: RunKind::Backtest,
         strategy_name: opts.strategy.name.clone(),
         strategy_file: opts.strategy.source.display().to_string(),
         symbol: opts.strategy.symbol.clone(),
-        started_ts: 0,
+        started_ts: wall_clock_ns(),
         ended_ts: None,
+        market_first_ts: None,
+        market_last_ts: None,
+        starting_balance: Some(opts.config.local.balance_usdt),
         config_path: Some(opts.config.source.clone()),
         data_inputs: opts.data.clone(),
         exchange: Some("simulated".into()),
         premia_version: env!("CARGO_PKG_VERSION").into(),
     })?;
-    let mut fills_csv = opts
-        .fills_csv
-        .as_deref()
-        .map(FillsCsv::create)
-        .transpose()?;
     let strategy_name = format!(
         "{} ({})",
         opts.strategy.name,
@@ -338,6 +349,7 @@ pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
     if let Some(f) = fills_csv {
         f.finish()?;
     }
+    store.finish_run(wall_clock_ns(), first_ts.zip(last_ts))?;
     store.flush()?;
 
     let fills = store.fills()?;

@@ -77,12 +77,16 @@ struct CheckArgs {
 
 #[derive(Args)]
 struct ReportArgs {
-    /// State dir (default: the most recently used folder under state/).
+    /// A state dir, or a folder of runs (then the run started most recently). Default: the run under state/
+    /// started most recently.
     #[arg(long, value_name = "DIR")]
     state: Option<PathBuf>,
-    /// Print one JSON object (positions, orders, fills, realized_pnl, …) for scripts.
+    /// Print one JSON object (metrics, trades, positions, orders, fills, …) for scripts.
     #[arg(long)]
     json: bool,
+    /// How many trades the text lists: the last N, or `all`.
+    #[arg(long, value_name = "N|all", default_value = "all")]
+    trades: premia::report::TradeRows,
 }
 
 #[derive(Args)]
@@ -348,22 +352,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Report(a) => {
             setup(None)?;
-            let dir = match a.state {
-                Some(d) => d,
-                None => latest_state_dir(Path::new("state"))?,
-            };
-            if !dir.exists() {
-                anyhow::bail!("state dir {} does not exist", dir.display());
-            }
-            let store = premia::store::Store::open(&dir)?;
-            let report = premia::report::Report::load(&store)?;
-            if a.json {
-                println!("{}", report.to_json());
-            } else {
-                println!("state: {}", dir.display());
-                print!("{}", report.render_text());
-            }
-            Ok(ExitCode::SUCCESS)
+            report(a)
         }
         Command::Run(a) => {
             let config = match Config::load(a.config.as_deref()) {
@@ -673,37 +662,24 @@ fn fresh_state_dir(kind: &str, strategy: &str) -> PathBuf {
     dir
 }
 
-/// The most recently modified state dir (a folder holding a sled database) under `root`, two levels deep
-/// (`state/backtest-…`, `state/local/run-…`).
-fn latest_state_dir(root: &Path) -> Result<PathBuf> {
-    fn visit(dir: &Path, depth: u32, best: &mut Option<(std::time::SystemTime, PathBuf)>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if !p.is_dir() {
-                continue;
-            }
-            if p.join("db").exists() || p.join("conf").exists() {
-                let t = std::fs::metadata(p.join("db"))
-                    .or_else(|_| e.metadata())
-                    .and_then(|m| m.modified())
-                    .unwrap_or(std::time::UNIX_EPOCH);
-                if best.as_ref().is_none_or(|(bt, _)| t > *bt) {
-                    *best = Some((t, p));
-                }
-            } else if depth > 0 {
-                visit(&p, depth - 1, best);
-            }
+/// `premia report`: reads a run without writing anything; exit 2 when the folder holds no run.
+fn report(a: ReportArgs) -> Result<ExitCode> {
+    let path = a.state.unwrap_or_else(|| PathBuf::from("state"));
+    let located = match premia::store::locate(&path) {
+        Ok(l) => l,
+        Err(e @ premia::store::StoreError::NotStateDir { .. }) => {
+            fatal(&e.to_string());
+            return Ok(ExitCode::from(2));
         }
+        Err(e) => return Err(e.into()),
+    };
+    let store = premia::store::Store::open_existing(&located.dir)?;
+    let mut report = premia::report::Report::load(&store)?;
+    report.chosen_from = located.chosen_from;
+    if a.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.render_text_with(a.trades));
     }
-    let mut best = None;
-    visit(root, 1, &mut best);
-    best.map(|(_, p)| p).with_context(|| {
-        format!(
-            "no state dir given and none found under {}; pass --state DIR",
-            root.display()
-        )
-    })
+    Ok(ExitCode::SUCCESS)
 }

@@ -328,8 +328,8 @@ pub struct JournalEntry {
     /// "enter_long", "enter_short", "exit", or a state name.
     #[serde(default)]
     pub action: String,
-    /// Indicator values that fired the rule, by the name used in the strategy file.
-    #[serde(default)]
+    /// Indicator values that fired the rule, by the name used in the strategy file (NaN: undefined, stored as null).
+    #[serde(default, with = "crate::store::values")]
     pub values: Vec<(String, f64)>,
     /// "approved" or the denial reason.
     #[serde(default)]

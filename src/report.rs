@@ -1,7 +1,14 @@
-//! Summaries of a state dir — positions, orders, fills, trades, PnL, journal counts — as text and as JSON.
+//! Summaries of a state dir — positions, orders, fills, trades, PnL, metrics, journal counts — as text and as JSON.
 //!
 //! Shared by `premia report` and the backtest summary, so a backtest reads exactly like a live run.
+//!
+//! What each money figure means, in every view: **realised** PnL is the gross PnL of every quantity closed so far
+//! minus every fee paid so far (an open position's entry fee included) — what the account has booked, as the
+//! positions keep it and the run summaries print it. **Metrics** (and the trade totals) cover closed trades only:
+//! their fees and net PnL leave out the open trade, whose share is shown next to them.
 
+pub mod metrics;
+mod render;
 pub mod text;
 pub mod trades;
 
@@ -11,32 +18,55 @@ use std::path::PathBuf;
 use serde_json::{json, Map, Value};
 
 use crate::model::{Decimal, Fill, JournalKind, OrderRecord, Position};
-use crate::store::{RunMeta, Store, StoreError};
+use crate::store::{RunKind, RunMeta, Store, StoreError};
 
+pub use metrics::{Metrics, MetricsInput};
 pub use trades::{RuleStats, Trade, TradeStats};
-
-use text::{fixed, format_duration, format_ts, plain, signed, Align, Table};
-
-/// Most trades the text report lists (the JSON has all of them).
-const MAX_TRADE_ROWS: usize = 50;
 
 /// Everything `premia report` shows about one state dir.
 #[derive(Debug, Clone)]
 pub struct Report {
     pub dir: PathBuf,
+    /// The folder of runs `dir` was chosen from, when a folder of runs was named.
+    pub chosen_from: Option<PathBuf>,
     pub meta: Option<RunMeta>,
     pub meta_values: BTreeMap<String, String>,
     pub positions: Vec<Position>,
     pub orders: Vec<OrderRecord>,
     pub fills: Vec<Fill>,
-    /// Realised PnL net of fees as kept in the positions.
+    /// Realised PnL net of every fee paid, as kept in the positions (see the module docs).
     pub realized_pnl: Decimal,
+    /// Every fee paid, as kept in the positions.
+    pub fees: Decimal,
     pub journal_entries: usize,
-    /// Decisions per rule, in order of first appearance.
+    /// Decisions per rule, most frequent first (ties by name).
     pub decisions: Vec<(String, usize)>,
-    /// Risk denials per reason, in order of first appearance.
+    /// Risk denials per reason, most frequent first (ties by name).
     pub denials: Vec<(String, usize)>,
     pub stats: TradeStats,
+    pub metrics: Metrics,
+}
+
+/// How much of the trade list the text report shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TradeRows {
+    /// Every trade.
+    #[default]
+    All,
+    /// The last N closed trades (open trades are always shown).
+    Last(usize),
+}
+
+impl std::str::FromStr for TradeRows {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("all") {
+            return Ok(TradeRows::All);
+        }
+        s.parse::<usize>()
+            .map(TradeRows::Last)
+            .map_err(|_| format!("`{s}` is neither a number of trades nor `all`"))
+    }
 }
 
 fn bump(counts: &mut Vec<(String, usize)>, key: &str) {
@@ -46,166 +76,92 @@ fn bump(counts: &mut Vec<(String, usize)>, key: &str) {
     }
 }
 
+/// Most frequent first, ties by name: the same order on every run.
+fn sort_counts(counts: &mut [(String, usize)]) {
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+}
+
+/// Counts by name, in a fixed order.
+type Counts = Vec<(String, usize)>;
+
+/// Journal entries, decisions per rule and risk denials per reason.
+fn journal_counts(store: &Store) -> Result<(usize, Counts, Counts), StoreError> {
+    let journal = store.journal()?;
+    let mut decisions = Vec::new();
+    let mut denials = Vec::new();
+    for e in &journal {
+        match e.kind {
+            JournalKind::Decision => bump(&mut decisions, &e.rule),
+            JournalKind::RiskDenied => {
+                let reason = if e.risk.is_empty() {
+                    "unspecified"
+                } else {
+                    e.risk.as_str()
+                };
+                bump(&mut denials, reason);
+            }
+            _ => {}
+        }
+    }
+    sort_counts(&mut decisions);
+    sort_counts(&mut denials);
+    Ok((journal.len(), decisions, denials))
+}
+
+/// The market time a run covered: a backtest's data span; for a live run (whose events are stamped on arrival) its
+/// wall-clock start and end.
+fn run_span(m: &RunMeta) -> Option<(i64, i64)> {
+    m.market_first_ts.zip(m.market_last_ts).or(match m.kind {
+        RunKind::Live if m.started_ts > 0 => m.ended_ts.map(|end| (m.started_ts, end)),
+        _ => None,
+    })
+}
+
 impl Report {
     /// Reads everything from the store.
     pub fn load(store: &Store) -> Result<Report, StoreError> {
         let fills = store.fills()?;
         let positions = store.positions()?;
-        let journal = store.journal()?;
-        let mut decisions = Vec::new();
-        let mut denials = Vec::new();
-        for e in &journal {
-            match e.kind {
-                JournalKind::Decision => bump(&mut decisions, &e.rule),
-                JournalKind::RiskDenied => {
-                    let reason = if e.risk.is_empty() {
-                        "unspecified"
-                    } else {
-                        e.risk.as_str()
-                    };
-                    bump(&mut denials, reason);
-                }
-                _ => {}
-            }
-        }
-        let realized_pnl = positions
-            .iter()
-            .fold(Decimal::ZERO, |acc, p| acc.saturating_add(p.realized_pnl));
+        let (journal_entries, decisions, denials) = journal_counts(store)?;
+        let sum = |f: fn(&Position) -> Decimal| {
+            positions
+                .iter()
+                .fold(Decimal::ZERO, |acc, p| acc.saturating_add(f(p)))
+        };
+        let (realized_pnl, fees) = (sum(|p| p.realized_pnl), sum(|p| p.fees));
+        let meta = store.meta()?;
+        let stats = TradeStats::from_fills(&fills);
+        let metrics = Metrics::compute(MetricsInput {
+            trades: &stats.trades,
+            open: &stats.open,
+            span: meta.as_ref().and_then(run_span),
+            starting_balance: meta.as_ref().and_then(|m| m.starting_balance),
+        });
         Ok(Report {
             dir: store.dir().to_path_buf(),
-            meta: store.meta()?,
+            chosen_from: None,
+            meta,
             meta_values: store.meta_values()?,
-            stats: TradeStats::from_fills(&fills),
             positions,
             orders: store.orders()?,
             fills,
             realized_pnl,
-            journal_entries: journal.len(),
+            fees,
+            journal_entries,
             decisions,
             denials,
+            stats,
+            metrics,
         })
     }
 
-    /// A human summary for a terminal.
+    /// A human summary for a terminal, with every trade.
     pub fn render_text(&self) -> String {
-        let mut out = String::new();
-        self.render_run(&mut out);
-        self.render_positions(&mut out);
-        render_trades(&self.stats, &mut out);
-        out.push('\n');
-        out.push_str(&self.stats.render_totals());
-        self.render_activity(&mut out);
-        out
-    }
-
-    fn render_run(&self, out: &mut String) {
-        out.push_str(&format!("State dir  {}\n", self.dir.display()));
-        let Some(m) = &self.meta else {
-            out.push_str("Run        (no run information recorded)\n");
-            return;
-        };
-        let mut run = m.kind.as_str().to_string();
-        if !m.strategy_name.is_empty() {
-            run.push_str(&format!(" · strategy {}", m.strategy_name));
-        }
-        if !m.strategy_file.is_empty() {
-            run.push_str(&format!(" ({})", m.strategy_file));
-        }
-        if !m.symbol.is_empty() {
-            run.push_str(&format!(" · {}", m.symbol));
-        }
-        out.push_str(&format!("Run        {run}\n"));
-        let mut when = format!("{} UTC", format_ts(m.started_ts));
-        if let Some(end) = m.ended_ts {
-            when.push_str(&format!(
-                " → {} UTC ({})",
-                format_ts(end),
-                format_duration(end.saturating_sub(m.started_ts))
-            ));
-        }
-        out.push_str(&format!("Time       {when}\n"));
-        if let Some(c) = &m.config_path {
-            out.push_str(&format!("Config     {c}\n"));
-        }
-        if let Some(x) = &m.exchange {
-            out.push_str(&format!("Exchange   {x}\n"));
-        }
-        if !m.data_inputs.is_empty() {
-            out.push_str(&format!("Data       {}\n", m.data_inputs.join(", ")));
-        }
-        for (k, v) in &self.meta_values {
-            out.push_str(&format!("{k:<10} {v}\n"));
-        }
-    }
-
-    fn render_positions(&self, out: &mut String) {
-        out.push_str("\nPositions\n");
-        if self.positions.is_empty() {
-            out.push_str("  none\n");
-            return;
-        }
-        let mut t = Table::new(&[
-            ("SYMBOL", Align::Left),
-            ("QTY", Align::Right),
-            ("ENTRY", Align::Right),
-            ("REALISED", Align::Right),
-            ("FEES", Align::Right),
-        ]);
-        for p in &self.positions {
-            let qty = if p.qty > Decimal::ZERO {
-                format!("+{}", plain(p.qty))
-            } else {
-                plain(p.qty)
-            };
-            let entry = if p.is_flat() {
-                "flat".to_string()
-            } else {
-                plain(p.entry_price)
-            };
-            t.row(vec![
-                p.symbol.clone(),
-                qty,
-                entry,
-                signed(p.realized_pnl, 4),
-                fixed(p.fees, 4),
-            ]);
-        }
-        t.render("  ", out);
-    }
-
-    fn render_activity(&self, out: &mut String) {
-        let open = self
-            .orders
-            .iter()
-            .filter(|o| !o.state.is_terminal())
-            .count();
-        let mut by_state: Vec<(String, usize)> = Vec::new();
-        for o in &self.orders {
-            bump(&mut by_state, o.state.as_str());
-        }
-        let states: Vec<String> = by_state.iter().map(|(s, n)| format!("{s} {n}")).collect();
-        out.push_str(&format!("\nOrders     {}", self.orders.len()));
-        if !states.is_empty() {
-            out.push_str(&format!(" ({})", states.join(", ")));
-        }
-        out.push_str(&format!(", open {open}\n"));
-        for o in self.orders.iter().filter(|o| !o.state.is_terminal()) {
-            out.push_str(&format!(
-                "  open: {} {} {} {} [{}]\n",
-                o.request.client_id,
-                o.request.side.as_str(),
-                plain(o.request.qty),
-                o.request.symbol,
-                o.state.as_str()
-            ));
-        }
-        out.push_str(&format!("Fills      {}\n", self.fills.len()));
-        out.push_str(&format!("Journal    {} entries\n", self.journal_entries));
-        render_counts("Decisions by rule", &self.decisions, out);
-        render_counts("Risk denials", &self.denials, out);
+        self.render_text_with(TradeRows::All)
     }
 
     /// One JSON object for scripts. Decimals are JSON numbers (via f64), sides "BUY"/"SELL", states "FILLED" etc.
+    /// `realized_pnl` and `fees` are the account's (see the module docs); `metrics` covers closed trades.
     pub fn to_json(&self) -> Value {
         let positions: Vec<Value> = self
             .positions
@@ -221,26 +177,36 @@ impl Report {
                 })
             })
             .collect();
-        let orders: Vec<Value> = self.orders.iter().map(order_json).collect();
-        let fills: Vec<Value> = self.fills.iter().map(fill_json).collect();
+        let open_orders = self
+            .orders
+            .iter()
+            .filter(|o| !o.state.is_terminal())
+            .count();
         let mut obj = Map::new();
         obj.insert("state_dir".into(), json!(self.dir.display().to_string()));
+        obj.insert(
+            "chosen_from".into(),
+            json!(self.chosen_from.as_ref().map(|p| p.display().to_string())),
+        );
         obj.insert("meta".into(), self.meta_json());
         obj.insert("positions".into(), Value::Array(positions));
-        obj.insert("orders".into(), Value::Array(orders));
         obj.insert(
-            "open_orders".into(),
-            json!(self
-                .orders
-                .iter()
-                .filter(|o| !o.state.is_terminal())
-                .count()),
+            "orders".into(),
+            self.orders.iter().map(order_json).collect(),
         );
-        obj.insert("fills".into(), Value::Array(fills));
+        obj.insert("open_orders".into(), json!(open_orders));
+        obj.insert("fills".into(), self.fills.iter().map(fill_json).collect());
         obj.insert("realized_pnl".into(), num(self.realized_pnl));
-        if let Value::Object(stats) = self.stats.to_json() {
-            obj.extend(stats);
-        }
+        obj.insert("fees".into(), num(self.fees));
+        obj.insert(
+            "trades".into(),
+            self.stats.trades.iter().map(trade_json).collect(),
+        );
+        obj.insert(
+            "open_trades".into(),
+            self.stats.open.iter().map(trade_json).collect(),
+        );
+        obj.insert("metrics".into(), self.metrics.to_json());
         obj.insert("journal_entries".into(), json!(self.journal_entries));
         obj.insert("decisions".into(), counts_json(&self.decisions));
         obj.insert("risk_denials".into(), counts_json(&self.denials));
@@ -255,6 +221,9 @@ impl Report {
             },
             None => Map::new(),
         };
+        if let Some(b) = self.meta.as_ref().and_then(|m| m.starting_balance) {
+            m.insert("starting_balance".into(), num(b));
+        }
         for (k, v) in &self.meta_values {
             m.entry(k.clone()).or_insert_with(|| json!(v));
         }
@@ -263,140 +232,11 @@ impl Report {
 }
 
 impl TradeStats {
-    /// The totals as a few lines of text (also used by the backtest summary).
-    pub fn render_totals(&self) -> String {
-        let mut out = String::new();
-        out.push_str(&format!(
-            "Trades     {} closed · {} won · win rate {:.1}%\n",
-            self.count(),
-            self.wins,
-            self.win_rate * 100.0
-        ));
-        out.push_str(&format!(
-            "PnL        gross {} · fees {} · net {} USDT\n",
-            signed(self.gross_pnl, 4),
-            fixed(self.fees, 4),
-            signed(self.realized_pnl, 4)
-        ));
-        out.push_str(&format!(
-            "Drawdown   {} USDT (max, realised)\n",
-            fixed(self.max_drawdown, 4)
-        ));
-        if !self.by_rule.is_empty() {
-            out.push_str("\nTrades by entry rule\n");
-            let mut t = Table::new(&[
-                ("RULE", Align::Left),
-                ("TRADES", Align::Right),
-                ("WON", Align::Right),
-                ("NET PNL", Align::Right),
-            ]);
-            for r in &self.by_rule {
-                t.row(vec![
-                    r.rule.clone(),
-                    r.trades.to_string(),
-                    r.wins.to_string(),
-                    signed(r.net_pnl, 4),
-                ]);
-            }
-            t.render("  ", &mut out);
-        }
-        out
-    }
-
-    /// `trades` (array), `trade_count`, `wins`, `win_rate` (0..1), `gross_pnl`, `fees`, `net_pnl`, `max_drawdown`,
-    /// `open_trades` (array).
-    pub fn to_json(&self) -> Value {
-        json!({
-            "trades": self.trades.iter().map(trade_json).collect::<Vec<_>>(),
-            "trade_count": self.count(),
-            "wins": self.wins,
-            "losses": self.losses,
-            "win_rate": serde_json::Number::from_f64(self.win_rate).map_or(Value::Null, Value::Number),
-            "gross_pnl": num(self.gross_pnl),
-            "fees": num(self.fees),
-            "net_pnl": num(self.realized_pnl),
-            "max_drawdown": num(self.max_drawdown),
-            "open_trades": self.open.iter().map(trade_json).collect::<Vec<_>>(),
-            "by_rule": self.by_rule.iter().map(|r| json!({
-                "rule": r.rule, "trades": r.trades, "wins": r.wins, "net_pnl": num(r.net_pnl),
-            })).collect::<Vec<_>>(),
-        })
-    }
-}
-
-fn render_trades(stats: &TradeStats, out: &mut String) {
-    out.push_str(&format!("\nTrades ({})\n", stats.count()));
-    if stats.trades.is_empty() && stats.open.is_empty() {
-        out.push_str("  none\n");
-        return;
-    }
-    let mut t = Table::new(&[
-        ("#", Align::Right),
-        ("SYMBOL", Align::Left),
-        ("SIDE", Align::Left),
-        ("QTY", Align::Right),
-        ("ENTRY (UTC)", Align::Left),
-        ("HOLD", Align::Right),
-        ("ENTRY PX", Align::Right),
-        ("EXIT PX", Align::Right),
-        ("NET PNL", Align::Right),
-        ("RULE", Align::Left),
-        ("EXIT", Align::Left),
-    ]);
-    let skip = stats.trades.len().saturating_sub(MAX_TRADE_ROWS);
-    for (i, tr) in stats.trades.iter().enumerate().skip(skip) {
-        t.row(trade_row((i + 1).to_string(), tr));
-    }
-    for tr in &stats.open {
-        t.row(trade_row("open".to_string(), tr));
-    }
-    if skip > 0 {
-        out.push_str(&format!(
-            "  (the first {skip} trades are not shown; --json lists all)\n"
-        ));
-    }
-    t.render("  ", out);
-}
-
-fn trade_row(label: String, t: &Trade) -> Vec<String> {
-    let side = match t.side {
-        crate::model::Side::Buy => "LONG",
-        crate::model::Side::Sell => "SHORT",
-    };
-    vec![
-        label,
-        t.symbol.clone(),
-        side.to_string(),
-        plain(t.qty),
-        format_ts(t.entry_ts),
-        t.exit_ts
-            .map(|x| format_duration(x.saturating_sub(t.entry_ts)))
-            .unwrap_or_else(|| "-".into()),
-        plain(t.avg_entry.round_dp(8)),
-        t.avg_exit
-            .map(|p| plain(p.round_dp(8)))
-            .unwrap_or_else(|| "-".into()),
-        signed(t.net_pnl, 4),
-        t.entry_rule.clone(),
-        t.exit_rule.clone().unwrap_or_else(|| "-".into()),
-    ]
-}
-
-fn render_counts(title: &str, counts: &[(String, usize)], out: &mut String) {
-    if counts.is_empty() {
-        return;
-    }
-    out.push_str(&format!("\n{title}\n"));
-    let mut t = Table::new(&[("", Align::Left), ("", Align::Right)]);
-    for (k, n) in counts {
-        t.row(vec![k.clone(), n.to_string()]);
-    }
-    // Skip the empty header line.
-    let mut body = String::new();
-    t.render("  ", &mut body);
-    for line in body.lines().skip(1) {
-        out.push_str(line);
-        out.push('\n');
+    /// Fees of every trade, the open ones included: what the account has paid.
+    pub fn total_fees(&self) -> Decimal {
+        self.open
+            .iter()
+            .fold(self.fees, |acc, t| acc.saturating_add(t.fees))
     }
 }
 
@@ -405,7 +245,7 @@ pub fn num(d: Decimal) -> Value {
     serde_json::Number::from_f64(crate::model::to_f64(d)).map_or(Value::Null, Value::Number)
 }
 
-fn opt_num(d: Option<Decimal>) -> Value {
+pub(crate) fn opt_num(d: Option<Decimal>) -> Value {
     d.map_or(Value::Null, num)
 }
 
@@ -459,6 +299,8 @@ pub fn trade_json(t: &Trade) -> Value {
         "qty": num(t.qty),
         "entry_ts_ns": t.entry_ts,
         "exit_ts_ns": t.exit_ts,
+        "entry_price": num(t.avg_entry),
+        "exit_price": opt_num(t.avg_exit),
         "avg_entry": num(t.avg_entry),
         "avg_exit": opt_num(t.avg_exit),
         "exit_qty": num(t.exit_qty),
@@ -466,6 +308,7 @@ pub fn trade_json(t: &Trade) -> Value {
         "fees": num(t.fees),
         "net_pnl": num(t.net_pnl),
         "entry_rule": t.entry_rule,
+        "exit_reason": t.exit_rule,
         "exit_rule": t.exit_rule,
         "fills": t.fills,
     })

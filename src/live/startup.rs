@@ -69,6 +69,12 @@ pub(super) fn open_store(
         symbol: strategy.symbol.clone(),
         started_ts,
         ended_ts: None,
+        market_first_ts: None,
+        market_last_ts: None,
+        starting_balance: match cfg.exchange.mode {
+            ExchangeMode::Local => Some(cfg.local.balance_usdt),
+            ExchangeMode::Binance => None,
+        },
         config_path: Some(cfg.source.clone()),
         data_inputs: vec![ep.spot_ws_url.clone(), ep.futures_ws_url.clone()],
         exchange: Some(match cfg.exchange.mode {

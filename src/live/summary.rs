@@ -66,7 +66,7 @@ impl LiveSummary {
         s.push_str(&format!(
             "  realised PnL   {} USDT (fees {} USDT)\n",
             self.realized_pnl.round_dp(4),
-            self.stats.fees.round_dp(4)
+            self.stats.total_fees().round_dp(4)
         ));
         s.push_str(&format!(
             "  position       {}{}\n",

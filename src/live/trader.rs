@@ -490,6 +490,7 @@ impl LiveTrader {
             }
         }
         settle_intent_flush(&mut self.intent_flush, &self.latency).await?;
+        self.store.finish_run((self.clock)(), None)?;
         self.store.flush()?;
         let exchange_position_qty = tokio::time::timeout(
             Duration::from_secs(5),

@@ -13,6 +13,8 @@
 //! written since the last flush (what survives is always a consistent prefix of the writes).
 
 mod codec;
+mod locate;
+pub mod values;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,12 +27,15 @@ use crate::model::{Decimal, Fill, JournalEntry, OrderRecord, OrderState, Positio
 use codec::{decode, encode, encode_into, seq_from_key, seq_key, TreeId};
 
 pub use codec::VERSION as RECORD_VERSION;
+pub use locate::{is_state_dir, locate, Located};
 
 /// Errors of the state store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("state dir {} is in use by another premia process", dir.display())]
     InUse { dir: PathBuf },
+    #[error("{} is not a premia state dir (nor a folder of runs)", dir.display())]
+    NotStateDir { dir: PathBuf },
     #[error("cannot create state dir {}: {source}", dir.display())]
     CreateDir {
         dir: PathBuf,
@@ -132,9 +137,16 @@ pub struct RunMeta {
     pub strategy_name: String,
     pub strategy_file: String,
     pub symbol: String,
-    /// Wall clock at start (live) or the first event's timestamp (backtest).
+    /// Wall clock when the run started (the exchange's clock for a live run).
     pub started_ts: TsNs,
+    /// Wall clock when the run ended; `None` while it runs, or when its process died.
     pub ended_ts: Option<TsNs>,
+    /// Market time of the first and last event processed (a backtest's data span).
+    pub market_first_ts: Option<TsNs>,
+    pub market_last_ts: Option<TsNs>,
+    /// The account's balance (USDT) at the start, when known: a local exchange's `local.balance_usdt`, which a
+    /// backtest also assumes.
+    pub starting_balance: Option<Decimal>,
     pub config_path: Option<String>,
     /// Data files of a backtest (as given on the command line) or the feed URLs of a live run.
     pub data_inputs: Vec<String>,
@@ -568,6 +580,24 @@ impl Store {
             None => Ok(None),
             Some(v) => decode(TreeId::Meta, META_RUN_KEY, &v).map(Some),
         }
+    }
+
+    /// Records the end of the run: its wall-clock end and (when known) the market-time span it processed.
+    /// Does nothing when no run information was written.
+    pub fn finish_run(
+        &self,
+        ended_ts: TsNs,
+        market_span: Option<(TsNs, TsNs)>,
+    ) -> Result<(), StoreError> {
+        let Some(mut meta) = self.meta()? else {
+            return Ok(());
+        };
+        meta.ended_ts = Some(ended_ts);
+        if let Some((first, last)) = market_span {
+            meta.market_first_ts = Some(first);
+            meta.market_last_ts = Some(last);
+        }
+        self.put_meta(&meta)
     }
 
     /// Sets a free key/value in the meta tree.

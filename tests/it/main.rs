@@ -10,6 +10,7 @@ mod fuzz;
 mod live;
 mod local_exchange;
 mod parsers;
+mod report;
 mod routing;
 mod rules;
 mod secrets;

@@ -85,6 +85,9 @@ fn meta() -> RunMeta {
         symbol: "BTCUSDT".into(),
         started_ts: 1_714_564_800_000_000_000,
         ended_ts: None,
+        market_first_ts: None,
+        market_last_ts: None,
+        starting_balance: None,
         config_path: Some("config/default.toml".into()),
         data_inputs: vec!["data/btcusdt.rec.gz".into()],
         exchange: Some("simulated".into()),
@@ -615,10 +618,25 @@ fn report_json_has_the_documented_shape() {
     assert_eq!(trades[0]["side"], "BUY");
     assert_eq!(trades[0]["entry_rule"], "premium rises into a drop");
     assert!((trades[0]["net_pnl"].as_f64().unwrap() - 0.52).abs() < 1e-9);
+    assert_eq!(trades[0]["exit_reason"], "max_hold");
+    assert_eq!(trades[0]["entry_price"].as_f64(), Some(60000.0));
+    assert_eq!(trades[0]["exit_price"].as_f64(), Some(60100.0));
     assert_eq!(j["open_trades"].as_array().map(Vec::len), Some(1));
-    assert_eq!(j["win_rate"].as_f64(), Some(1.0));
-    assert!((j["fees"].as_f64().unwrap() - 0.48).abs() < 1e-9);
-    assert_eq!(j["max_drawdown"].as_f64(), Some(0.0));
+    // The account's figures are the positions': every fee paid, the open trade's entry fee included.
+    assert_eq!(j["fees"], pos["fees"]);
+    assert_eq!(j["realized_pnl"], pos["realized_pnl"]);
+    assert!((j["fees"].as_f64().unwrap() - 0.72).abs() < 1e-9);
+    // Metrics cover the closed trade.
+    let m = &j["metrics"];
+    assert_eq!(
+        (m["trades"].as_u64(), m["wins"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(m["win_rate"].as_f64(), Some(1.0));
+    assert!((m["fees"].as_f64().unwrap() - 0.48).abs() < 1e-9);
+    assert!((m["net_pnl"].as_f64().unwrap() - 0.52).abs() < 1e-9);
+    assert_eq!(m["max_drawdown"].as_f64(), Some(0.0));
+    assert_eq!(j["state_dir"], report.dir.display().to_string());
     assert_eq!(j["meta"]["kind"], "backtest");
     assert_eq!(j["meta"]["strategy_name"], "premium-divergence");
     assert_eq!(j["decisions"]["max_hold"], 1);

@@ -1,0 +1,465 @@
+//! Integration tests: `premia report` through the real binary — undefined journal values, folders that are not
+//! state dirs, folders of runs, a backtest's time span and end, one set of fee and PnL figures, `--trades`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::str::FromStr;
+
+use premia::model::{Decimal, Fill, JournalEntry, JournalKind, Position, Side};
+use premia::store::{Durability, RunKind, RunMeta, Store};
+use serde_json::Value;
+
+/// 2024-05-01 12:00:00 UTC.
+const T0: i64 = 1_714_564_800_000_000_000;
+const S: i64 = 1_000_000_000;
+
+fn premia_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_premia"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run premia")
+}
+
+fn premia(args: &[&str]) -> Output {
+    premia_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "premia failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_str(ok(out).trim()).unwrap()
+}
+
+fn d(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+fn fill(ts: i64, side: Side, price: &str, rule: &str) -> Fill {
+    Fill {
+        ts,
+        client_id: format!("c{ts}"),
+        symbol: "BTCUSDT".into(),
+        side,
+        qty: d("0.01"),
+        price: d(price),
+        fee: d("0.24"),
+        trade_id: None,
+        rule: rule.into(),
+    }
+}
+
+/// A state dir with a run record started at `started_ts`, one closed trade per price pair and a journal.
+fn make_run(dir: &Path, started_ts: i64, exits: &[&str]) {
+    let store = Store::open_with(dir, Durability::Lazy).unwrap();
+    store
+        .put_meta(&RunMeta {
+            kind: RunKind::Live,
+            strategy_name: format!("started-{started_ts}"),
+            started_ts,
+            ended_ts: Some(started_ts + 60 * S),
+            ..RunMeta::default()
+        })
+        .unwrap();
+    for (i, exit) in exits.iter().enumerate() {
+        let ts = T0 + i as i64 * 10 * S;
+        store
+            .add_fill(&fill(ts, Side::Buy, "60000", "dip"))
+            .unwrap();
+        store
+            .add_fill(&fill(ts + S, Side::Sell, exit, "take_profit"))
+            .unwrap();
+    }
+    store.flush().unwrap();
+}
+
+fn listing(dir: &Path) -> Vec<PathBuf> {
+    let mut all = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p.clone());
+            }
+            all.push(p);
+        }
+    }
+    all.sort();
+    all
+}
+
+#[test]
+fn a_decision_with_an_undefined_value_does_not_break_the_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_run(tmp.path(), T0, &["60100"]);
+    {
+        let store = Store::open_with(tmp.path(), Durability::Lazy).unwrap();
+        store
+            .append_journal(&JournalEntry {
+                ts: T0,
+                kind: JournalKind::Decision,
+                rule: "dip or warm".into(),
+                action: "enter_long".into(),
+                values: vec![
+                    ("change_pct(perp_mid, 30s)".into(), -0.0535),
+                    ("change(premium_bps, 1h)".into(), f64::NAN),
+                ],
+                risk: "approved".into(),
+                client_id: Some(format!("c{T0}")),
+                note: String::new(),
+            })
+            .unwrap();
+        let back = store.journal().unwrap();
+        assert_eq!(back[0].values[0].1, -0.0535);
+        assert!(back[0].values[1].1.is_nan(), "undefined stays undefined");
+    }
+    let dir = tmp.path().to_str().unwrap();
+    let j = json(&premia(&["report", "--state", dir, "--json"]));
+    assert_eq!(j["decisions"]["dip or warm"], 1);
+    let text = ok(&premia(&["report", "--state", dir]));
+    assert!(text.contains("dip or warm"), "{text}");
+}
+
+#[test]
+fn a_folder_that_is_not_a_state_dir_is_refused_and_left_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("notes.txt"), "hello").unwrap();
+    std::fs::create_dir(tmp.path().join("empty")).unwrap();
+    let before = listing(tmp.path());
+    for target in [tmp.path().to_path_buf(), tmp.path().join("missing")] {
+        let out = premia(&["report", "--state", target.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("is not a premia state dir"), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+    assert_eq!(listing(tmp.path()), before, "nothing was written");
+    // Bare `report` in a folder without state/ says the same, and writes nothing either.
+    let out = premia_in(tmp.path(), &["report"]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(listing(tmp.path()), before);
+}
+
+#[test]
+fn a_folder_of_runs_shows_the_run_started_most_recently() {
+    let tmp = tempfile::tempdir().unwrap();
+    let runs = tmp.path().join("state");
+    // Made first, but started last by its run record.
+    make_run(
+        &runs.join("local").join("run-newest"),
+        T0 + 3_600 * S,
+        &["60100"],
+    );
+    make_run(
+        &runs.join("local").join("run-older"),
+        T0,
+        &["59900", "60100"],
+    );
+    make_run(&runs.join("backtest-x"), T0 + 60 * S, &[]);
+    // What a backtest that failed before it started leaves: a state dir without a run record, and an empty folder.
+    drop(Store::open_with(&runs.join("backtest-failed"), Durability::Lazy).unwrap());
+    std::fs::create_dir_all(runs.join("backtest-empty")).unwrap();
+    let before = listing(tmp.path());
+
+    let j = json(&premia(&[
+        "report",
+        "--state",
+        runs.to_str().unwrap(),
+        "--json",
+    ]));
+    let newest = runs.join("local").join("run-newest");
+    assert_eq!(j["state_dir"], newest.display().to_string());
+    assert_eq!(j["chosen_from"], runs.display().to_string());
+    assert_eq!(j["metrics"]["trades"], 1);
+
+    let text = ok(&premia(&[
+        "report",
+        "--state",
+        runs.join("local").to_str().unwrap(),
+    ]));
+    assert!(text.contains("run-newest"), "{text}");
+    assert!(text.contains("started most recently in"), "{text}");
+
+    // Bare `report` reads state/ under the working directory.
+    let j = json(&premia_in(tmp.path(), &["report", "--json"]));
+    assert!(
+        j["state_dir"].as_str().unwrap().ends_with("run-newest"),
+        "{j}"
+    );
+    assert!(!runs.join("db").exists() && !runs.join("conf").exists());
+    assert!(!runs.join("backtest-empty").join("db").exists());
+    let after = listing(tmp.path());
+    // sled may leave a snapshot of its log when it opens a database; nothing else appears, and nothing at all
+    // outside the state dirs.
+    let new: Vec<_> = after
+        .iter()
+        .filter(|p| !before.contains(p))
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            !(name.starts_with("snap.") && premia::store::is_state_dir(p.parent().unwrap()))
+        })
+        .collect();
+    assert!(new.is_empty(), "no file was created: {new:?}");
+}
+
+#[test]
+fn trades_option_limits_the_text_and_bad_values_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_run(tmp.path(), T0, &["60100", "59900", "60200"]);
+    let dir = tmp.path().to_str().unwrap();
+    let all = ok(&premia(&["report", "--state", dir]));
+    assert!(
+        all.contains("Trades (3 closed)") && all.contains("\n  3 "),
+        "{all}"
+    );
+    assert!(!all.contains("not shown"), "all trades by default:\n{all}");
+    let last = ok(&premia(&["report", "--state", dir, "--trades", "1"]));
+    assert!(last.contains("the first 2 trades are not shown"), "{last}");
+    assert!(!last.contains("\n  1  BTCUSDT"), "{last}");
+    assert!(last.contains("\n  3  BTCUSDT"), "{last}");
+    let out = premia(&["report", "--state", dir, "--trades", "some"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("neither a number of trades nor `all`"));
+}
+
+#[test]
+fn metrics_and_tables_are_in_text_and_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_run(tmp.path(), T0, &["60100", "59900", "60200"]);
+    let dir = tmp.path().to_str().unwrap();
+    let j = json(&premia(&["report", "--state", dir, "--json"]));
+    let m = &j["metrics"];
+    // Gross +1, −1, +2 on 0.01 BTC; 0.48 fees a trade.
+    assert_eq!(
+        (
+            m["trades"].as_u64(),
+            m["wins"].as_u64(),
+            m["losses"].as_u64()
+        ),
+        (Some(3), Some(2), Some(1))
+    );
+    assert!((m["gross_pnl"].as_f64().unwrap() - 2.0).abs() < 1e-9, "{m}");
+    assert!((m["fees"].as_f64().unwrap() - 1.44).abs() < 1e-9, "{m}");
+    assert!((m["net_pnl"].as_f64().unwrap() - 0.56).abs() < 1e-9, "{m}");
+    assert!(
+        (m["expectancy"].as_f64().unwrap() - 0.56 / 3.0).abs() < 1e-9,
+        "{m}"
+    );
+    assert!(
+        (m["max_drawdown"].as_f64().unwrap() - 1.48).abs() < 1e-9,
+        "{m}"
+    );
+    for key in [
+        "profit_factor",
+        "win_rate",
+        "exposure_pct",
+        "max_drawdown_duration_s",
+    ] {
+        assert!(m[key].is_number(), "{key}: {m}");
+    }
+    for key in [
+        "sharpe",
+        "sortino",
+        "calmar",
+        "buy_and_hold_pct",
+        "max_drawdown_pct",
+    ] {
+        assert!(m.get(key).is_some(), "{key} present: {m}");
+    }
+    let t = &j["trades"][1];
+    for key in [
+        "entry_ts_ns",
+        "exit_ts_ns",
+        "side",
+        "qty",
+        "entry_price",
+        "exit_price",
+        "fees",
+        "net_pnl",
+        "entry_rule",
+        "exit_reason",
+    ] {
+        assert!(!t[key].is_null(), "{key}: {t}");
+    }
+    assert_eq!(t["exit_price"].as_f64(), Some(59900.0));
+    let text = ok(&premia(&["report", "--state", dir]));
+    for needle in [
+        "Metrics (closed trades)",
+        "Profit factor",
+        "By entry rule",
+        "By exit reason",
+        "Warning: only 3 closed trades",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}
+
+/// A backtest ending with a position open: its summary, the report's account line and its Positions table agree;
+/// the report shows the market-time span and the run's end.
+#[test]
+fn a_backtest_records_its_span_and_end_and_every_view_agrees_on_fees_and_pnl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("q.csv");
+    let mut csv = String::from("ts_ns,market,bid,ask,bid_qty,ask_qty\n");
+    for (ts, m, b, a) in [
+        (0, "spot", "100.00", "100.02"),
+        (0, "perp", "99.90", "100.00"),
+        (S, "perp", "99.60", "99.70"),
+        (2 * S, "perp", "98.90", "99.00"),
+        (3 * S, "perp", "99.30", "99.40"),
+        (4 * S, "perp", "99.30", "99.40"),
+    ] {
+        csv.push_str(&format!("{},{m},{b},{a},1.5,2.5\n", T0 + ts));
+    }
+    std::fs::write(&data, csv).unwrap();
+    let strat = tmp.path().join("s.toml");
+    std::fs::write(
+        &strat,
+        "name = \"held\"\nsymbol = \"BTCUSDT\"\n[[rule]]\nname = \"drop\"\n\
+         when = \"change_pct(perp_mid, 2s) <= -0.5 and change(premium_bps, 2s) >= 2\"\naction = \"enter_long\"\n\
+         [exit]\nmax_hold = \"1h\"\n[order]\nquantity = \"1.5\"\n",
+    )
+    .unwrap();
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "strategy = \"unused.toml\"\n[local]\ndata = [\"unused\"]\n[filters]\ntick_size = \"0.01\"\nmin_notional = 5\n\
+         [risk]\nmin_notional_usdt = 5\nmax_feed_staleness = \"10s\"\n",
+    )
+    .unwrap();
+    let state = tmp.path().join("state").join("bt");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "backtest",
+            "--data",
+            data.to_str().unwrap(),
+            "--strategy",
+            strat.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        premia(&args)
+    };
+
+    // A backtest that cannot start leaves no state dir behind.
+    let bad_csv = tmp.path().join("no-such-dir").join("f.csv");
+    let out = run(&["--fills-csv", bad_csv.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(!state.exists(), "a failed start leaves nothing");
+
+    let bt = json(&run(&["--json"]));
+    let summary_text = {
+        let s = state.to_str().unwrap();
+        ok(&premia(&["report", "--state", s]))
+    };
+    let rep = json(&premia(&[
+        "report",
+        "--state",
+        state.to_str().unwrap(),
+        "--json",
+    ]));
+    let pos: Position = serde_json::from_value(serde_json::json!({
+        "symbol": rep["positions"][0]["symbol"],
+        "qty": rep["positions"][0]["qty"].to_string(),
+        "entry_price": rep["positions"][0]["entry_price"].to_string(),
+        "realized_pnl": rep["positions"][0]["realized_pnl"].to_string(),
+        "fees": rep["positions"][0]["fees"].to_string(),
+    }))
+    .unwrap();
+    assert_eq!(pos.qty, d("1.5"), "the position is still open");
+    // Entry fee 99.00 × 1.5 × taker 0.05 %.
+    assert_eq!(pos.fees, d("0.07425"));
+    assert_eq!(pos.realized_pnl, d("-0.07425"));
+    for (view, fees, pnl) in [
+        ("backtest summary", &bt["fees"], &bt["realized_pnl"]),
+        ("report", &rep["fees"], &rep["realized_pnl"]),
+    ] {
+        assert_eq!(fees.as_f64(), Some(0.07425), "{view} fees");
+        assert_eq!(pnl.as_f64(), Some(-0.07425), "{view} realised PnL");
+    }
+    assert_eq!(rep["metrics"]["trades"], 0);
+    assert_eq!(rep["open_trades"].as_array().map(Vec::len), Some(1));
+
+    let meta = &rep["meta"];
+    assert_eq!(meta["market_first_ts"], T0);
+    assert_eq!(meta["market_last_ts"], T0 + 4 * S);
+    let (start, end) = (
+        meta["started_ts"].as_i64().unwrap(),
+        meta["ended_ts"].as_i64().unwrap(),
+    );
+    assert!(
+        start > T0 && end >= start,
+        "wall-clock start {start} and end {end}"
+    );
+    assert!(!summary_text.contains("1970"), "{summary_text}");
+    assert!(
+        summary_text.contains(
+            "Market     2024-05-01 12:00:00.000 UTC → 2024-05-01 12:00:04.000 UTC (4.0s)"
+        ),
+        "{summary_text}"
+    );
+    assert!(!summary_text.contains("no end recorded"), "{summary_text}");
+    assert!(
+        summary_text.contains("Realised   -0.0742 USDT net of 0.0742 USDT fees"),
+        "{summary_text}"
+    );
+}
+
+/// A local run of the real binary records its end; `report` on the config's folder of runs finds it.
+#[test]
+fn a_local_run_records_its_end_and_its_folder_of_runs_shows_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("config/default.toml")).unwrap();
+    let runs = tmp.path().join("runs");
+    let text = text
+        .replace(
+            "state_dir = \"state/run\"",
+            &format!("state_dir = {:?}", runs.display().to_string()),
+        )
+        .replace("speed = 10.0", "speed = 60.0");
+    assert!(
+        text.contains(&runs.display().to_string()),
+        "state_dir replaced"
+    );
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let out = premia(&[
+        "run",
+        "--max-seconds",
+        "3",
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    ok(&out);
+    let j = json(&premia(&[
+        "report",
+        "--state",
+        runs.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(j["chosen_from"], runs.display().to_string());
+    let meta = &j["meta"];
+    assert_eq!(meta["kind"], "live");
+    let (start, end) = (meta["started_ts"].as_i64(), meta["ended_ts"].as_i64());
+    assert!(
+        matches!((start, end), (Some(s), Some(e)) if e >= s && s > T0),
+        "{meta}"
+    );
+    assert_eq!(meta["starting_balance"].as_f64(), Some(10_000.0));
+    assert!(j["metrics"].is_object());
+}

@@ -1,30 +1,12 @@
 //! Integration tests: the real `premia` binary backtesting real and scripted data, `report` and `check`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
-fn premia(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_premia"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run premia")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "premia failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::support::{ok, premia};
 
 fn root(p: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

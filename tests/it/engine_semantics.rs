@@ -3,33 +3,14 @@
 //! `premia report`.
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
 use serde_json::Value;
 
+use crate::support::{ok, premia};
+
 const S: i64 = 1_000_000_000;
-
-fn premia(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_premia"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run premia")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "premia failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn d(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()

@@ -3,28 +3,21 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use premia::binance::sign;
-use premia::local_exchange::{
-    FaultKind, FaultPlan, LocalExchange, LocalExchangeConfig, RunningExchange,
-};
+use premia::local_exchange::{FaultKind, FaultPlan, LocalExchangeConfig, RunningExchange};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{self, fixture, now_ms};
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const BOUND: Duration = Duration::from_secs(10);
-
-fn fixture(name: &str) -> String {
-    format!(
-        "{}/tests/fixtures/market_data/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
 
 fn quick_plan() -> FaultPlan {
     FaultPlan {
@@ -40,25 +33,11 @@ fn quick_plan() -> FaultPlan {
 }
 
 async fn exchange(plan: FaultPlan) -> RunningExchange {
-    LocalExchange::start(LocalExchangeConfig {
-        data: vec![
-            format!("spot:{}", fixture("spot_btcusdt_20240808_head2000.gz")),
-            format!("perp:{}", fixture("usdm_btcusdt_20240808_head2000.gz")),
-        ],
-        speed: 1.0,
-        min_subscribers: 1,
+    support::start(LocalExchangeConfig {
         faults: plan,
-        ..LocalExchangeConfig::default()
+        ..support::head2000(1.0, 1)
     })
     .await
-    .expect("local exchange starts")
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn signed_url(ex: &RunningExchange, path: &str, params: &[(&str, &str)]) -> String {

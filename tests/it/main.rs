@@ -15,3 +15,4 @@ mod rules;
 mod secrets;
 mod soak;
 mod store;
+mod support;

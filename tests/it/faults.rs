@@ -131,6 +131,23 @@ async fn next_msg(ws: &mut Ws) -> Option<Message> {
     }
 }
 
+/// Sends a ping and waits (bounded) for its pong, passing over other frames; returns how long the pong took.
+async fn pong_after(ws: &mut Ws, ping: &'static str, stream: &str) -> Duration {
+    let t0 = Instant::now();
+    ws.send(Message::Ping(ping.into())).await.unwrap();
+    loop {
+        match tokio::time::timeout(BOUND, ws.next())
+            .await
+            .expect("in time")
+        {
+            Some(Ok(Message::Pong(_))) => break,
+            Some(Ok(_)) => continue,
+            other => panic!("{stream} ended during a stall: {other:?}"),
+        }
+    }
+    t0.elapsed()
+}
+
 fn close_code(m: Option<Message>) -> Option<CloseCode> {
     match m {
         Some(Message::Close(Some(f))) => Some(f.code),
@@ -311,24 +328,10 @@ async fn market_stream_closes_malformed_truncated_and_stall() {
     // frames again afterwards.
     ex.arm_fault(FaultKind::MarketStall);
     counted(&ex, FaultKind::MarketStall, 1).await;
-    let t0 = Instant::now();
-    ws.send(Message::Ping("are you there".into()))
-        .await
-        .unwrap();
-    loop {
-        match tokio::time::timeout(BOUND, ws.next())
-            .await
-            .expect("in time")
-        {
-            Some(Ok(Message::Pong(_))) => break,
-            Some(Ok(_)) => continue,
-            other => panic!("stream ended during a stall: {other:?}"),
-        }
-    }
+    let silent = pong_after(&mut ws, "are you there", "stream").await;
     assert!(
-        t0.elapsed() >= Duration::from_millis(450),
-        "silent for only {:?}",
-        t0.elapsed()
+        silent >= Duration::from_millis(450),
+        "silent for only {silent:?}"
     );
     ex.shutdown().await;
 }
@@ -360,23 +363,8 @@ async fn user_stream_closes_stall_and_listen_key_expiry() {
     let mut ws = connect(&format!("{}/private/ws/{key}", ex.user_ws_url())).await;
     ex.arm_fault(FaultKind::UserStall);
     counted(&ex, FaultKind::UserStall, 1).await;
-    let t0 = Instant::now();
-    ws.send(Message::Ping("hello".into())).await.unwrap();
-    loop {
-        match tokio::time::timeout(BOUND, ws.next())
-            .await
-            .expect("in time")
-        {
-            Some(Ok(Message::Pong(_))) => break,
-            Some(Ok(_)) => continue,
-            other => panic!("user stream ended during a stall: {other:?}"),
-        }
-    }
-    assert!(
-        t0.elapsed() >= Duration::from_millis(450),
-        "{:?}",
-        t0.elapsed()
-    );
+    let silent = pong_after(&mut ws, "hello", "user stream").await;
+    assert!(silent >= Duration::from_millis(450), "{silent:?}");
 
     ex.arm_fault(FaultKind::ListenKeyExpired);
     let m = next_msg(&mut ws).await;

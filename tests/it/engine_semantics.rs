@@ -8,7 +8,7 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::support::{ok, premia};
+use crate::support::{self, ok, premia};
 
 const S: i64 = 1_000_000_000;
 
@@ -44,8 +44,7 @@ fn backtest(dir: &Path, quotes: &[(i64, &str, &str, &str)], strategy: &str, risk
     )
     .unwrap();
     let (fills, state) = (dir.join("f.csv"), dir.join("st"));
-    let out = premia(&[
-        "backtest",
+    let summary: Value = support::backtest_json(&[
         "--data",
         data.to_str().unwrap(),
         "--strategy",
@@ -56,9 +55,7 @@ fn backtest(dir: &Path, quotes: &[(i64, &str, &str, &str)], strategy: &str, risk
         fills.to_str().unwrap(),
         "--state",
         state.to_str().unwrap(),
-        "--json",
     ]);
-    let summary: Value = serde_json::from_str(ok(&out).trim()).unwrap();
     let fills = std::fs::read_to_string(&fills)
         .unwrap()
         .lines()

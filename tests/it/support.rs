@@ -138,3 +138,11 @@ pub fn ok(out: &Output) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// `premia backtest <args> --json`, which must succeed; its summary.
+pub fn backtest_json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["backtest"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    serde_json::from_str(ok(&premia(&all)).trim()).expect("one JSON object")
+}

@@ -782,24 +782,11 @@ fn read_pipe(p: Option<impl std::io::Read>) -> String {
     s
 }
 
-const HOLD_LONG: &str = r#"
-name = "hold-long"
-symbol = "BTCUSDT"
-[[rule]]
-name = "in"
-when = "perp_mid > 0"
-action = "enter_long"
-[exit]
-max_hold = "1h"
-[order]
-quantity = "0.002"
-"#;
-
 #[test]
 fn sigterm_takes_the_clean_path_flattens_prints_the_summary_and_exits_0() {
     let tmp = tempfile::tempdir().unwrap();
     let strategy = tmp.path().join("strategy.toml");
-    std::fs::write(&strategy, HOLD_LONG).unwrap();
+    std::fs::write(&strategy, support::always_long("hold-long", "1h")).unwrap();
     let log = tmp.path().join("log.jsonl");
     let cfg = tmp.path().join("config.toml");
     std::fs::write(

@@ -88,6 +88,16 @@ fn fill_of(rec: &OrderRecord, ts: i64, price: &str) -> Event {
     })
 }
 
+/// Quotes both markets at `mid` at t=0, takes the entry that must follow and fills it at `mid`.
+fn enter_and_fill(e: &mut Engine, mid: &str, what: &str) -> OrderRecord {
+    feed(e, quote(0, Venue::Spot, mid));
+    let rec = placed(&feed(e, quote(0, Venue::Perp, mid)))
+        .expect(what)
+        .clone();
+    feed(e, fill_of(&rec, 0, mid));
+    rec
+}
+
 const DROP_LONG: &str = r#"
 name = "t"
 symbol = "BTCUSDT"
@@ -422,11 +432,7 @@ quantity = "0.010"
 #[test]
 fn exits_pass_the_order_rate_and_count_in_its_window() {
     let mut e = engine_with(ALWAYS_LONG, |r| r.max_orders_per_minute = 1);
-    feed(&mut e, quote(0, Venue::Spot, "100"));
-    let rec = placed(&feed(&mut e, quote(0, Venue::Perp, "100")))
-        .expect("entry")
-        .clone();
-    feed(&mut e, fill_of(&rec, 0, "100"));
+    enter_and_fill(&mut e, "100", "entry");
     // The window is full (the entry at t=0): the max_hold exit at t=5 s goes out anyway.
     let exit = placed(&feed(&mut e, quote(5 * S, Venue::Perp, "100")))
         .expect("exit not rate-limited")
@@ -548,11 +554,7 @@ fn degraded_while_a_quote_is_stale_and_back_when_fresh() {
 #[test]
 fn degraded_while_a_feed_is_down_even_with_fresh_quotes() {
     let mut e = engine_with(ALWAYS_LONG, |r| r.max_feed_staleness_ns = 5 * S);
-    feed(&mut e, quote(0, Venue::Spot, "100"));
-    let rec = placed(&feed(&mut e, quote(0, Venue::Perp, "100")))
-        .unwrap()
-        .clone();
-    feed(&mut e, fill_of(&rec, 0, "100"));
+    enter_and_fill(&mut e, "100", "entry");
     let out = feed(&mut e, Event::FeedDown(Venue::Perp, S));
     assert_eq!(
         journal_of(&out, JournalKind::TradingState)[0].note,
@@ -586,11 +588,7 @@ fn degraded_while_a_feed_is_down_even_with_fresh_quotes() {
     assert!(placed(&feed(&mut e2, quote(2 * S, Venue::Perp, "100"))).is_some());
 }
 
-/// The issue's soak in small: the spot feed goes silent for 7 s (limit 5 s) while the perp falls. Before the gap the
-/// premium was −20 bps, after it 0: a 20 s window spanning the gap would show a +20 bps "move" that never happened.
-#[test]
-fn a_feed_gap_creates_no_signal() {
-    let src = r#"
+const PREMIUM_RISES: &str = r#"
 name = "t"
 symbol = "BTCUSDT"
 [[rule]]
@@ -600,7 +598,12 @@ action = "enter_long"
 [order]
 quantity = "0.010"
 "#;
-    let mut e = engine_with(src, |r| r.max_feed_staleness_ns = 5 * S);
+
+/// The issue's soak in small: the spot feed goes silent for 7 s (limit 5 s) while the perp falls. Before the gap the
+/// premium was −20 bps, after it 0: a 20 s window spanning the gap would show a +20 bps "move" that never happened.
+#[test]
+fn a_feed_gap_creates_no_signal() {
+    let mut e = engine_with(PREMIUM_RISES, |r| r.max_feed_staleness_ns = 5 * S);
     let mut entries = Vec::new();
     let mut step = |e: &mut Engine, ev: Event| {
         entries.extend(placed(&feed(e, ev)).map(|r| r.request.decided_ts));
@@ -644,17 +647,7 @@ quantity = "0.010"
 /// The same data with a staleness limit longer than the gap: the gap is no gap, and the move across it fires.
 #[test]
 fn a_silence_within_the_staleness_limit_is_no_gap() {
-    let src = r#"
-name = "t"
-symbol = "BTCUSDT"
-[[rule]]
-name = "premium rises"
-when = "change(premium_bps, 20s) >= 15"
-action = "enter_long"
-[order]
-quantity = "0.010"
-"#;
-    let mut e = engine_with(src, |r| r.max_feed_staleness_ns = 10 * S);
+    let mut e = engine_with(PREMIUM_RISES, |r| r.max_feed_staleness_ns = 10 * S);
     for t in 0..=30 {
         feed(&mut e, quote(t * S, Venue::Spot, "99.8"));
         feed(&mut e, quote(t * S, Venue::Perp, "100"));
@@ -735,11 +728,7 @@ quantity = "0.010"
     for (side, inside, tie, (builtin_name, rule_name)) in cases {
         for (src, expect) in [(builtin, builtin_name), (rules, rule_name)] {
             let mut e = engine(&src.replace("{SIDE}", side));
-            feed(&mut e, quote(0, Venue::Spot, "60000"));
-            let rec = placed(&feed(&mut e, quote(0, Venue::Perp, "60000")))
-                .unwrap()
-                .clone();
-            feed(&mut e, fill_of(&rec, 0, "60000"));
+            enter_and_fill(&mut e, "60000", "entry");
             let out = feed(&mut e, quote(S, Venue::Perp, inside));
             assert!(
                 placed(&out).is_none(),

@@ -1,30 +1,12 @@
 //! Integration tests: the real `premia` binary backtesting real and scripted data, `report` and `check`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
 
-fn premia(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_premia"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run premia")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "premia failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::support::{self, ok, premia};
 
 fn root(p: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -87,8 +69,7 @@ fn backtest_of_the_bundled_real_recording_trades_at_the_touch_and_is_determinist
     let csv2 = tmp.path().join("fills2.csv");
     let state = tmp.path().join("state");
     let run = |csv: &PathBuf, state: &PathBuf| {
-        let out = premia(&[
-            "backtest",
+        support::backtest_json(&[
             "--data",
             SPOT,
             "--data",
@@ -99,9 +80,7 @@ fn backtest_of_the_bundled_real_recording_trades_at_the_touch_and_is_determinist
             csv.to_str().unwrap(),
             "--state",
             state.to_str().unwrap(),
-            "--json",
-        ]);
-        serde_json::from_str::<serde_json::Value>(ok(&out).trim()).expect("one JSON object")
+        ])
     };
     let j = run(&csv1, &state);
     assert!(j["events"].as_u64().unwrap() > 100_000, "{j}");
@@ -349,17 +328,14 @@ fn gen_ticks_writes_a_quote_csv_the_backtest_reads() {
     let text = std::fs::read_to_string(&f).unwrap();
     assert!(text.starts_with("ts_ns,market,bid,ask,bid_qty,ask_qty\n"));
     assert_eq!(text.lines().count(), 20_001);
-    let out = premia(&[
-        "backtest",
+    let j = support::backtest_json(&[
         "--data",
         f.to_str().unwrap(),
         "--strategy",
         "strategies/premium_divergence.toml",
         "--state",
         tmp.path().join("st").to_str().unwrap(),
-        "--json",
     ]);
-    let j: serde_json::Value = serde_json::from_str(ok(&out).trim()).unwrap();
     assert_eq!(j["events"], 20_000);
 }
 

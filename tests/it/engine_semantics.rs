@@ -3,33 +3,14 @@
 //! `premia report`.
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
 use serde_json::Value;
 
+use crate::support::{self, ok, premia};
+
 const S: i64 = 1_000_000_000;
-
-fn premia(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_premia"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run premia")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "premia failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn d(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
@@ -63,8 +44,7 @@ fn backtest(dir: &Path, quotes: &[(i64, &str, &str, &str)], strategy: &str, risk
     )
     .unwrap();
     let (fills, state) = (dir.join("f.csv"), dir.join("st"));
-    let out = premia(&[
-        "backtest",
+    let summary: Value = support::backtest_json(&[
         "--data",
         data.to_str().unwrap(),
         "--strategy",
@@ -75,9 +55,7 @@ fn backtest(dir: &Path, quotes: &[(i64, &str, &str, &str)], strategy: &str, risk
         fills.to_str().unwrap(),
         "--state",
         state.to_str().unwrap(),
-        "--json",
     ]);
-    let summary: Value = serde_json::from_str(ok(&out).trim()).unwrap();
     let fills = std::fs::read_to_string(&fills)
         .unwrap()
         .lines()

@@ -3,28 +3,21 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use premia::binance::sign;
-use premia::local_exchange::{
-    FaultKind, FaultPlan, LocalExchange, LocalExchangeConfig, RunningExchange,
-};
+use premia::local_exchange::{FaultKind, FaultPlan, LocalExchangeConfig, RunningExchange};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{self, fixture, now_ms};
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const BOUND: Duration = Duration::from_secs(10);
-
-fn fixture(name: &str) -> String {
-    format!(
-        "{}/tests/fixtures/market_data/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
 
 fn quick_plan() -> FaultPlan {
     FaultPlan {
@@ -40,25 +33,11 @@ fn quick_plan() -> FaultPlan {
 }
 
 async fn exchange(plan: FaultPlan) -> RunningExchange {
-    LocalExchange::start(LocalExchangeConfig {
-        data: vec![
-            format!("spot:{}", fixture("spot_btcusdt_20240808_head2000.gz")),
-            format!("perp:{}", fixture("usdm_btcusdt_20240808_head2000.gz")),
-        ],
-        speed: 1.0,
-        min_subscribers: 1,
+    support::start(LocalExchangeConfig {
         faults: plan,
-        ..LocalExchangeConfig::default()
+        ..support::head2000(1.0, 1)
     })
     .await
-    .expect("local exchange starts")
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn signed_url(ex: &RunningExchange, path: &str, params: &[(&str, &str)]) -> String {
@@ -150,6 +129,23 @@ async fn next_msg(ws: &mut Ws) -> Option<Message> {
             _ => return None,
         }
     }
+}
+
+/// Sends a ping and waits (bounded) for its pong, passing over other frames; returns how long the pong took.
+async fn pong_after(ws: &mut Ws, ping: &'static str, stream: &str) -> Duration {
+    let t0 = Instant::now();
+    ws.send(Message::Ping(ping.into())).await.unwrap();
+    loop {
+        match tokio::time::timeout(BOUND, ws.next())
+            .await
+            .expect("in time")
+        {
+            Some(Ok(Message::Pong(_))) => break,
+            Some(Ok(_)) => continue,
+            other => panic!("{stream} ended during a stall: {other:?}"),
+        }
+    }
+    t0.elapsed()
 }
 
 fn close_code(m: Option<Message>) -> Option<CloseCode> {
@@ -332,24 +328,10 @@ async fn market_stream_closes_malformed_truncated_and_stall() {
     // frames again afterwards.
     ex.arm_fault(FaultKind::MarketStall);
     counted(&ex, FaultKind::MarketStall, 1).await;
-    let t0 = Instant::now();
-    ws.send(Message::Ping("are you there".into()))
-        .await
-        .unwrap();
-    loop {
-        match tokio::time::timeout(BOUND, ws.next())
-            .await
-            .expect("in time")
-        {
-            Some(Ok(Message::Pong(_))) => break,
-            Some(Ok(_)) => continue,
-            other => panic!("stream ended during a stall: {other:?}"),
-        }
-    }
+    let silent = pong_after(&mut ws, "are you there", "stream").await;
     assert!(
-        t0.elapsed() >= Duration::from_millis(450),
-        "silent for only {:?}",
-        t0.elapsed()
+        silent >= Duration::from_millis(450),
+        "silent for only {silent:?}"
     );
     ex.shutdown().await;
 }
@@ -381,23 +363,8 @@ async fn user_stream_closes_stall_and_listen_key_expiry() {
     let mut ws = connect(&format!("{}/private/ws/{key}", ex.user_ws_url())).await;
     ex.arm_fault(FaultKind::UserStall);
     counted(&ex, FaultKind::UserStall, 1).await;
-    let t0 = Instant::now();
-    ws.send(Message::Ping("hello".into())).await.unwrap();
-    loop {
-        match tokio::time::timeout(BOUND, ws.next())
-            .await
-            .expect("in time")
-        {
-            Some(Ok(Message::Pong(_))) => break,
-            Some(Ok(_)) => continue,
-            other => panic!("user stream ended during a stall: {other:?}"),
-        }
-    }
-    assert!(
-        t0.elapsed() >= Duration::from_millis(450),
-        "{:?}",
-        t0.elapsed()
-    );
+    let silent = pong_after(&mut ws, "hello", "user stream").await;
+    assert!(silent >= Duration::from_millis(450), "{silent:?}");
 
     ex.arm_fault(FaultKind::ListenKeyExpired);
     let m = next_msg(&mut ws).await;

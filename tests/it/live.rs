@@ -3,53 +3,26 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use premia::binance::rest::{RestClient, RestConfig};
 use premia::binance::Credentials;
 use premia::config::Config;
 use premia::live::{LiveError, LiveOptions, LiveSummary};
-use premia::local_exchange::{
-    Fault, LocalExchange, LocalExchangeConfig, ReplayPhase, RunningExchange,
-};
+use premia::local_exchange::{Fault, ReplayPhase, RunningExchange};
+
+use crate::support::{self, fixture};
 use premia::model::{Decimal, JournalKind, OrderRecord, OrderRequest, OrderState, OrderType, Side};
 use premia::store::Store;
 use tokio_util::sync::CancellationToken;
 
-fn fixture(name: &str) -> String {
-    format!(
-        "{}/tests/fixtures/market_data/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
-
 /// A local exchange replaying the first 2,000 real frames of each market (2024-08-08, ~9 s with both markets).
 async fn exchange(speed: f64) -> RunningExchange {
-    LocalExchange::start(LocalExchangeConfig {
-        data: vec![
-            format!("spot:{}", fixture("spot_btcusdt_20240808_head2000.gz")),
-            format!("perp:{}", fixture("usdm_btcusdt_20240808_head2000.gz")),
-        ],
-        speed,
-        min_subscribers: 2,
-        ..LocalExchangeConfig::default()
-    })
-    .await
-    .expect("local exchange starts")
+    support::start(support::head2000(speed, 2)).await
 }
 
-const ALWAYS_LONG: &str = r#"
-name = "always-long"
-symbol = "BTCUSDT"
-[[rule]]
-name = "in"
-when = "perp_mid > 0"
-action = "enter_long"
-[exit]
-max_hold = "2s"
-[order]
-quantity = "0.002"
-"#;
+static ALWAYS_LONG: LazyLock<String> = LazyLock::new(|| support::always_long("always-long", "2s"));
 
 /// Options that point every edge of `premia run` (mode binance) at the given exchange, with its keys (or a wrong
 /// secret) passed directly, as `main` passes what it read from the environment.
@@ -72,35 +45,15 @@ fn config(
 
 /// The config file of [`config`]; the keys are read from `PREMIA_IT_KEY` / `PREMIA_IT_SECRET` by `premia run`.
 fn config_text(ex: &RunningExchange, dir: &Path, strategy: &str, timeout_ms: u64) -> String {
-    let (key_env, secret_env) = ("PREMIA_IT_KEY", "PREMIA_IT_SECRET");
-    let strategy_path = dir.join("strategy.toml");
-    std::fs::write(&strategy_path, strategy).unwrap();
-    format!(
-        r#"
-strategy = "{strategy}"
-[exchange]
-mode = "binance"
-rest_url = "{rest}"
-ws_url = "{user}"
-api_key_env = "{key_env}"
-api_secret_env = "{secret_env}"
-timeout_ms = {timeout_ms}
-leverage = 5
-[feeds]
-spot_ws_url = "{spot}"
-futures_ws_url = "{fut}"
-[storage]
-state_dir = "{state}"
-[risk]
-max_feed_staleness = "3s"
-"#,
-        strategy = strategy_path.display(),
-        rest = ex.rest_url(),
-        user = ex.user_ws_url(),
-        spot = ex.spot_ws_url(),
-        fut = ex.futures_ws_url(),
-        state = dir.join("state").display(),
-    )
+    support::BinanceConfig {
+        key_env: "PREMIA_IT_KEY",
+        secret_env: "PREMIA_IT_SECRET",
+        timeout_ms,
+        exchange: "leverage = 5\n",
+        risk: "max_feed_staleness = \"3s\"\n",
+        tail: "",
+    }
+    .text(ex, dir, strategy)
 }
 
 /// Runs the trader on `ex` until its recording has been replayed (or `max` passes).
@@ -133,7 +86,7 @@ fn state_of(dir: &Path) -> Store {
 async fn full_cycle_feeds_entry_fill_exit_and_sled_matches_the_exchange() {
     let ex = exchange(4.0).await;
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = config(&ex, tmp.path(), ALWAYS_LONG, None, 5_000);
+    let cfg = config(&ex, tmp.path(), &ALWAYS_LONG, None, 5_000);
     let s = run_until_replayed(&ex, cfg, Duration::from_secs(60))
         .await
         .expect("run");
@@ -203,7 +156,7 @@ async fn an_order_whose_response_is_lost_is_resolved_by_client_id_without_a_dupl
     let ex = exchange(4.0).await;
     ex.inject(Fault::DropNextOrderResponse);
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = config(&ex, tmp.path(), ALWAYS_LONG, None, 400);
+    let cfg = config(&ex, tmp.path(), &ALWAYS_LONG, None, 400);
     let s = run_until_replayed(&ex, cfg, Duration::from_secs(60))
         .await
         .expect("run");
@@ -233,7 +186,7 @@ async fn an_order_whose_response_is_lost_is_resolved_by_client_id_without_a_dupl
 async fn feeds_reconnect_after_the_exchange_drops_the_websockets() {
     let ex = exchange(3.0).await;
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = config(&ex, tmp.path(), ALWAYS_LONG, None, 5_000);
+    let cfg = config(&ex, tmp.path(), &ALWAYS_LONG, None, 5_000);
     let dropped = {
         let status = ex.replay_watch();
         let shared_ex = &ex;
@@ -389,7 +342,7 @@ async fn wrong_or_missing_keys_give_one_clear_error() {
     let ex = exchange(4.0).await;
     let tmp = tempfile::tempdir().unwrap();
     let wrong = "definitely-not-the-secret-0123456789";
-    let mut opts = config(&ex, tmp.path(), ALWAYS_LONG, Some(wrong), 5_000);
+    let mut opts = config(&ex, tmp.path(), &ALWAYS_LONG, Some(wrong), 5_000);
     opts.max_duration = Some(Duration::from_secs(5));
     let cfg = opts.config.clone();
     let err = premia::live::run(opts).await.expect_err("bad signature");
@@ -544,7 +497,7 @@ async fn record_writes_frames_a_backtest_reads_back() {
 async fn trading_survives_an_expired_listen_key() {
     let ex = exchange(3.0).await;
     let tmp = tempfile::tempdir().unwrap();
-    let cfg = config(&ex, tmp.path(), ALWAYS_LONG, None, 5_000);
+    let cfg = config(&ex, tmp.path(), &ALWAYS_LONG, None, 5_000);
     let expire = async {
         let mut tick = tokio::time::interval(Duration::from_millis(5));
         for _ in 0..4_000 {
@@ -701,7 +654,7 @@ async fn startup_retries_through_refused_connections_429_and_503_then_trades() {
     let ex = exchange(4.0).await;
     let tmp = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut opts = config(&ex, tmp.path(), ALWAYS_LONG, None, 5_000);
+    let mut opts = config(&ex, tmp.path(), &ALWAYS_LONG, None, 5_000);
     opts.config.exchange.rest_url = format!("http://127.0.0.1:{port}");
     // Nothing listens for the first second (connection refused), then the exchange answers 429, then 503.
     let upstream = ex.rest_url();
@@ -785,7 +738,7 @@ async fn a_state_dir_that_cannot_be_written_refuses_to_trade_and_says_why() {
     // A regular file where the state dir's parent should be: nothing can be created there (whoever runs the test).
     let blocker = tmp.path().join("not-a-dir");
     std::fs::write(&blocker, "x").unwrap();
-    let mut opts = config(&ex, tmp.path(), ALWAYS_LONG, None, 5_000);
+    let mut opts = config(&ex, tmp.path(), &ALWAYS_LONG, None, 5_000);
     opts.config.state_dir = blocker.join("state");
     let e = premia::live::run(opts).await.expect_err("refused");
     assert!(matches!(e, LiveError::StateNotWritable { .. }), "{e:?}");
@@ -829,24 +782,11 @@ fn read_pipe(p: Option<impl std::io::Read>) -> String {
     s
 }
 
-const HOLD_LONG: &str = r#"
-name = "hold-long"
-symbol = "BTCUSDT"
-[[rule]]
-name = "in"
-when = "perp_mid > 0"
-action = "enter_long"
-[exit]
-max_hold = "1h"
-[order]
-quantity = "0.002"
-"#;
-
 #[test]
 fn sigterm_takes_the_clean_path_flattens_prints_the_summary_and_exits_0() {
     let tmp = tempfile::tempdir().unwrap();
     let strategy = tmp.path().join("strategy.toml");
-    std::fs::write(&strategy, HOLD_LONG).unwrap();
+    std::fs::write(&strategy, support::always_long("hold-long", "1h")).unwrap();
     let log = tmp.path().join("log.jsonl");
     let cfg = tmp.path().join("config.toml");
     std::fs::write(
@@ -926,7 +866,7 @@ async fn bad_keys_exit_2_and_the_error_reaches_the_json_log_without_the_secret()
     let ex = exchange(4.0).await;
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("config.toml");
-    std::fs::write(&cfg, config_text(&ex, tmp.path(), ALWAYS_LONG, 5_000)).unwrap();
+    std::fs::write(&cfg, config_text(&ex, tmp.path(), &ALWAYS_LONG, 5_000)).unwrap();
     let log = tmp.path().join("log.jsonl");
     let secret = "definitely-not-the-secret-0123456789";
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_premia"));
@@ -1018,7 +958,7 @@ state_dir = "{state}"
 async fn feeds_that_cannot_connect_are_counted_as_failed_attempts_not_reconnects() {
     let ex = exchange(4.0).await;
     let tmp = tempfile::tempdir().unwrap();
-    let mut opts = config(&ex, tmp.path(), ALWAYS_LONG, None, 5_000);
+    let mut opts = config(&ex, tmp.path(), &ALWAYS_LONG, None, 5_000);
     let dead = format!("ws://127.0.0.1:{}", free_port());
     opts.config.feeds.spot_ws_url = dead.clone();
     opts.config.feeds.futures_ws_url = dead;

@@ -1,7 +1,7 @@
 //! Integration tests: the local exchange over real HTTP and websockets on 127.0.0.1:0 (reqwest and
 //! tokio-tungstenite clients, and premia's own Binance REST client), fed by a small recording written in the test.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use premia::binance::rest::{PositionMode, RestClient, RestConfig};
@@ -15,6 +15,8 @@ use premia::local_exchange::{
 use premia::model::Decimal;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{self, fixture, now_ms};
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -87,34 +89,25 @@ fn json_part(line: &str) -> &str {
 }
 
 async fn start(rec: &Recording, min_subscribers: usize, speed: f64) -> RunningExchange {
-    LocalExchange::start(LocalExchangeConfig {
-        data: vec![rec.perp_path.clone(), rec.spot_path.clone()],
-        speed,
-        min_subscribers,
-        ..LocalExchangeConfig::default()
-    })
-    .await
-    .expect("local exchange starts")
+    support::start(config(rec, min_subscribers, speed)).await
 }
 
 /// [`start`] serving the pre-2026 paths (book and mark on one unrouted connection, user data on `/ws/<key>`).
 async fn start_legacy(rec: &Recording, min_subscribers: usize, speed: f64) -> RunningExchange {
-    LocalExchange::start(LocalExchangeConfig {
+    support::start(LocalExchangeConfig {
+        legacy_routing: true,
+        ..config(rec, min_subscribers, speed)
+    })
+    .await
+}
+
+fn config(rec: &Recording, min_subscribers: usize, speed: f64) -> LocalExchangeConfig {
+    LocalExchangeConfig {
         data: vec![rec.perp_path.clone(), rec.spot_path.clone()],
         speed,
         min_subscribers,
-        legacy_routing: true,
         ..LocalExchangeConfig::default()
-    })
-    .await
-    .expect("local exchange starts")
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    }
 }
 
 /// A raw signed request: params + recvWindow + timestamp, signed with `secret`, sent with `key`.
@@ -787,13 +780,6 @@ async fn bad_recording_path_fails_start() {
         panic!("start must fail");
     };
     assert!(e.to_string().contains("/nonexistent/recording.gz"), "{e}");
-}
-
-fn fixture(name: &str) -> String {
-    format!(
-        "{}/tests/fixtures/market_data/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    )
 }
 
 /// JSON of the fixture's frames of the given streams, in file order.

@@ -16,3 +16,4 @@ mod rules;
 mod secrets;
 mod soak;
 mod store;
+mod support;

@@ -320,50 +320,43 @@ async fn user_data_is_served_on_private_and_legacy_mode_refuses_the_routes() {
 
 #[tokio::test]
 async fn routed_feed_gets_books_and_mark_prices_on_their_routes() {
-    let rec = recording();
-    let ex = exchange(&rec, false, 99).await;
-    let (tx, mut rx) = mpsc::channel(64);
-    let cancel = CancellationToken::new();
-    let cfg = FeedConfig::perp(ex.futures_ws_url(), "BTCUSDT");
-    let task = tokio::spawn(run_feed(cfg, feed_clock(), tx, None, cancel.clone()));
-    assert_eq!(
-        connected_routes(&mut rx, 2).await,
-        [Some(Route::Market), Some(Route::Public)]
-    );
-    ex.start_replay();
-    quotes_and_marks(&mut rx, 3, 2).await;
-    cancel.cancel();
-    task.await.unwrap();
-    ex.shutdown().await;
+    perp_feed_connects_then_gets_quotes_and_marks(
+        false,
+        None,
+        &[Some(Route::Market), Some(Route::Public)],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn legacy_feed_works_against_a_legacy_exchange() {
-    let rec = recording();
-    let ex = exchange(&rec, true, 99).await;
-    let (tx, mut rx) = mpsc::channel(64);
-    let cancel = CancellationToken::new();
-    let cfg = FeedConfig::perp(ex.futures_ws_url(), "BTCUSDT").with_routing(Routing::Legacy);
-    let task = tokio::spawn(run_feed(cfg, feed_clock(), tx, None, cancel.clone()));
     // One unrouted connection for every stream, as before 2026.
-    assert_eq!(connected_routes(&mut rx, 1).await, [None]);
-    ex.start_replay();
-    quotes_and_marks(&mut rx, 3, 2).await;
-    cancel.cancel();
-    task.await.unwrap();
-    ex.shutdown().await;
+    perp_feed_connects_then_gets_quotes_and_marks(true, Some(Routing::Legacy), &[None]).await;
 }
 
 #[tokio::test]
 async fn auto_feed_falls_back_to_the_legacy_paths_when_routes_are_refused() {
+    // Both routed handshakes get 404; each connection goes on unrouted, still one per route.
+    perp_feed_connects_then_gets_quotes_and_marks(true, Some(Routing::Auto), &[None, None]).await;
+}
+
+/// A perp feed (with `routing`, or the default) against an exchange (legacy or routed): its connections come up on
+/// `routes`, in order, then the replay brings it quotes and mark prices.
+async fn perp_feed_connects_then_gets_quotes_and_marks(
+    legacy_exchange: bool,
+    routing: Option<Routing>,
+    routes: &[Option<Route>],
+) {
     let rec = recording();
-    let ex = exchange(&rec, true, 99).await;
+    let ex = exchange(&rec, legacy_exchange, 99).await;
     let (tx, mut rx) = mpsc::channel(64);
     let cancel = CancellationToken::new();
-    let cfg = FeedConfig::perp(ex.futures_ws_url(), "BTCUSDT").with_routing(Routing::Auto);
+    let mut cfg = FeedConfig::perp(ex.futures_ws_url(), "BTCUSDT");
+    if let Some(routing) = routing {
+        cfg = cfg.with_routing(routing);
+    }
     let task = tokio::spawn(run_feed(cfg, feed_clock(), tx, None, cancel.clone()));
-    // Both routed handshakes get 404; each connection goes on unrouted, still one per route.
-    assert_eq!(connected_routes(&mut rx, 2).await, [None, None]);
+    assert_eq!(connected_routes(&mut rx, routes.len()).await, routes);
     ex.start_replay();
     quotes_and_marks(&mut rx, 3, 2).await;
     cancel.cancel();

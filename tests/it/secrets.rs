@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use premia::binance::Credentials;
 use premia::config::Config;
-use premia::local_exchange::{
-    ApiKeyPair, Fault, LocalExchange, LocalExchangeConfig, RunningExchange,
-};
+use premia::local_exchange::{ApiKeyPair, Fault, LocalExchangeConfig, RunningExchange};
+
+use crate::support;
 
 const FAKE_KEY: &str = "fakeKeyH4xQ7r2LmZp9Vt3Wn8Bc5Ds1Fg6Hj0Kl4Mn7Pq2Rs9Tu3Vw8Xy5Za1Bc6De0";
 const FAKE_SECRET: &str = "fakeSecretH4kJ8sL2dF6gH1jK5lZ9xC3vB7nM0qW4eR8tY2uI6oP1aS5dF9gH3jK";
@@ -19,80 +19,38 @@ const WRONG_SECRET: &str = "wrongSecretH4zX1cV5bN9mQ3wE7rT2yU6iO0pA4sD8fG2hJ6kL1
 const KEY_ENV: &str = "PREMIA_SECRETS_IT_KEY";
 const SECRET_ENV: &str = "PREMIA_SECRETS_IT_SECRET";
 
-const ALWAYS_LONG: &str = r#"
-name = "always-long"
-symbol = "BTCUSDT"
-[[rule]]
-name = "in"
-when = "perp_mid > 0"
-action = "enter_long"
-[exit]
-max_hold = "1s"
-[order]
-quantity = "0.002"
-"#;
-
-fn fixture(name: &str) -> String {
-    format!(
-        "{}/tests/fixtures/market_data/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
-
 async fn exchange() -> RunningExchange {
-    LocalExchange::start(LocalExchangeConfig {
-        data: vec![
-            format!("spot:{}", fixture("spot_btcusdt_20240808_head2000.gz")),
-            format!("perp:{}", fixture("usdm_btcusdt_20240808_head2000.gz")),
-        ],
-        speed: 2.0,
-        min_subscribers: 2,
+    support::start(LocalExchangeConfig {
         keys: ApiKeyPair {
             api_key: FAKE_KEY.to_string(),
             secret: FAKE_SECRET.to_string(),
         },
-        ..LocalExchangeConfig::default()
+        ..support::head2000(2.0, 2)
     })
     .await
-    .expect("local exchange starts")
 }
 
 /// A binance-mode config pointed at `ex`, with a JSON log file of its own.
 fn write_config(ex: &RunningExchange, dir: &Path) -> PathBuf {
-    let strategy = dir.join("strategy.toml");
-    std::fs::write(&strategy, ALWAYS_LONG).unwrap();
-    let text = format!(
-        r#"
-strategy = "{strategy}"
-[exchange]
-mode = "binance"
-rest_url = "{rest}"
-ws_url = "{user}"
-api_key_env = "{KEY_ENV}"
-api_secret_env = "{SECRET_ENV}"
-timeout_ms = 5000
-[feeds]
-spot_ws_url = "{spot}"
-futures_ws_url = "{fut}"
-[storage]
-state_dir = "{state}"
-[risk]
-max_feed_staleness = "3s"
-[log]
-level = "debug"
-json_file = "{json}"
-"#,
-        strategy = strategy.display(),
-        rest = ex.rest_url(),
-        user = ex.user_ws_url(),
-        spot = ex.spot_ws_url(),
-        fut = ex.futures_ws_url(),
-        state = dir.join("state").display(),
-        json = dir.join("config-log.jsonl").display(),
+    let json = dir.join("config-log.jsonl");
+    let tail = format!(
+        "[log]\nlevel = \"debug\"\njson_file = \"{}\"\n",
+        json.display()
     );
-    let path = dir.join("premia.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    support::BinanceConfig {
+        key_env: KEY_ENV,
+        secret_env: SECRET_ENV,
+        timeout_ms: 5000,
+        exchange: "",
+        risk: "max_feed_staleness = \"3s\"\n",
+        tail: &tail,
+    }
+    .write(
+        ex,
+        dir,
+        &support::always_long("always-long", "1s"),
+        "premia.toml",
+    )
 }
 
 /// Runs the real binary with the keys in its environment only (never in this process's); `None`: no secret set.

@@ -7,11 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use premia::local_exchange::{
-    FaultKind, FaultLedger, FaultPlan, LocalExchange, LocalExchangeConfig, RunningExchange,
+    FaultKind, FaultLedger, FaultPlan, LocalExchangeConfig, RunningExchange,
 };
+
+use crate::support;
 use premia::model::{Decimal, JournalKind, Side};
 use premia::store::Store;
 
@@ -21,20 +23,6 @@ const SOAK: Duration = Duration::from_secs(90);
 /// The bot's staleness limit and request timeout (written into its config).
 const STALENESS_MS: i64 = 2_000;
 const TIMEOUT_MS: u64 = 1_000;
-
-fn fixture(name: &str) -> String {
-    format!(
-        "{}/tests/fixtures/market_data/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    )
-}
-
-fn wall_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// Faults tuned to their opportunities (market frames are many, orders few), so each kind fires many times.
 fn soak_plan() -> FaultPlan {
@@ -56,34 +44,13 @@ fn soak_plan() -> FaultPlan {
 }
 
 async fn exchange(plan: FaultPlan, speed: f64) -> RunningExchange {
-    LocalExchange::start(LocalExchangeConfig {
-        data: vec![
-            format!("spot:{}", fixture("spot_btcusdt_20240808_head2000.gz")),
-            format!("perp:{}", fixture("usdm_btcusdt_20240808_head2000.gz")),
-        ],
-        speed,
-        min_subscribers: 2,
+    support::start(LocalExchangeConfig {
         loop_replay: true,
         faults: plan,
-        ..LocalExchangeConfig::default()
+        ..support::head2000(speed, 2)
     })
     .await
-    .expect("local exchange starts")
 }
-
-/// Enters long whenever flat, holds one second: an order every couple of seconds.
-const BUSY: &str = r#"
-name = "soak-busy"
-symbol = "BTCUSDT"
-[[rule]]
-name = "in"
-when = "perp_mid > 0"
-action = "enter_long"
-[exit]
-max_hold = "1s"
-[order]
-quantity = "0.002"
-"#;
 
 const KEY_ENV: &str = "PREMIA_SOAK_API_KEY";
 const SECRET_ENV: &str = "PREMIA_SOAK_API_SECRET";
@@ -100,36 +67,23 @@ struct Bot {
 impl Bot {
     fn new(ex: &RunningExchange) -> Bot {
         let dir = tempfile::tempdir().expect("tempdir");
-        let strategy = dir.path().join("strategy.toml");
-        std::fs::write(&strategy, BUSY).expect("write strategy");
-        let text = format!(
-            r#"strategy = "{strategy}"
-[exchange]
-mode = "binance"
-rest_url = "{rest}"
-ws_url = "{user}"
-api_key_env = "{KEY_ENV}"
-api_secret_env = "{SECRET_ENV}"
-timeout_ms = {TIMEOUT_MS}
-leverage = 5
-[feeds]
-spot_ws_url = "{spot}"
-futures_ws_url = "{fut}"
-[storage]
-state_dir = "{state}"
-[risk]
-max_orders_per_minute = 1000
-max_feed_staleness = "{STALENESS_MS}ms"
-"#,
-            strategy = strategy.display(),
-            rest = ex.rest_url(),
-            user = ex.user_ws_url(),
-            spot = ex.spot_ws_url(),
-            fut = ex.futures_ws_url(),
-            state = dir.path().join("state").display(),
+        // Enters long whenever flat, holds one second: an order every couple of seconds.
+        let config = support::BinanceConfig {
+            key_env: KEY_ENV,
+            secret_env: SECRET_ENV,
+            timeout_ms: TIMEOUT_MS,
+            exchange: "leverage = 5\n",
+            risk: &format!(
+                "max_orders_per_minute = 1000\nmax_feed_staleness = \"{STALENESS_MS}ms\"\n"
+            ),
+            tail: "",
+        }
+        .write(
+            ex,
+            dir.path(),
+            &support::always_long("soak-busy", "1s"),
+            "config.toml",
         );
-        let config = dir.path().join("config.toml");
-        std::fs::write(&config, text).expect("write config");
         Bot {
             dir,
             config,
@@ -359,7 +313,7 @@ async fn soak_faults_of_every_kind_and_kill_9_restarts() {
     let mut reported = BTreeSet::new();
     let started = Instant::now();
     let mut child = bot.spawn();
-    restarts_at.push(wall_ms());
+    restarts_at.push(support::now_ms());
     while started.elapsed() < SOAK {
         // Run for a seeded while, watching for the bot exiting by itself.
         let until = Instant::now() + Duration::from_millis(rng.u64(4_000..9_000));
@@ -373,7 +327,7 @@ async fn soak_faults_of_every_kind_and_kill_9_restarts() {
                 // As a supervisor would (systemd's RestartSec): restart after a pause.
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 child = bot.spawn();
-                restarts_at.push(wall_ms());
+                restarts_at.push(support::now_ms());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -396,11 +350,11 @@ async fn soak_faults_of_every_kind_and_kill_9_restarts() {
         }
         prev_unbooked = c.unbooked;
         child = bot.spawn();
-        restarts_at.push(wall_ms());
+        restarts_at.push(support::now_ms());
     }
 
     // Quiet end: no faults; the last restart must reconcile and trade again.
-    let faults_off = wall_ms();
+    let faults_off = support::now_ms();
     ex.set_fault_plan(&FaultPlan {
         seed: SEED,
         ..FaultPlan::default()
@@ -456,7 +410,7 @@ async fn soak_faults_of_every_kind_and_kill_9_restarts() {
     if !sled
         .entries
         .iter()
-        .any(|t| (soak_began..=wall_ms()).contains(t))
+        .any(|t| (soak_began..=support::now_ms()).contains(t))
     {
         problems.push("no entry decision journalled on the wall clock during the soak".into());
     }

@@ -2,6 +2,7 @@
 
 use crate::model::{Decimal, Side, NS_PER_S};
 
+use super::decisions::values_text;
 use super::metrics::{Group, Metrics, FEW_TRADES};
 use super::text::{fixed, format_duration, format_ts, plain, signed, Align, Table};
 use super::{Report, Trade, TradeRows, TradeStats};
@@ -201,18 +202,44 @@ fn render_trades(stats: &TradeStats, rows: TradeRows, out: &mut String) {
         TradeRows::All => 0,
         TradeRows::Last(n) => stats.trades.len().saturating_sub(n),
     };
-    for (i, tr) in stats.trades.iter().enumerate().skip(skip) {
-        t.row(trade_row((i + 1).to_string(), tr));
-    }
-    for tr in &stats.open {
-        t.row(trade_row("open".to_string(), tr));
+    let shown: Vec<(String, &Trade)> = stats
+        .trades
+        .iter()
+        .enumerate()
+        .skip(skip)
+        .map(|(i, tr)| ((i + 1).to_string(), tr))
+        .chain(stats.open.iter().map(|tr| ("open".to_string(), tr)))
+        .collect();
+    for (label, tr) in &shown {
+        t.row(trade_row(label.clone(), tr));
     }
     if skip > 0 {
         out.push_str(&format!(
             "  (the first {skip} trades are not shown: --trades all lists every one)\n"
         ));
     }
-    t.render("  ", out);
+    let mut table = String::new();
+    t.render("  ", &mut table);
+    push_with_values(&table, shown.iter().map(|(_, tr)| *tr), out);
+}
+
+/// The rendered trade table, each trade's row followed by the values that fired its entry and its exit.
+fn push_with_values<'a>(table: &str, trades: impl Iterator<Item = &'a Trade>, out: &mut String) {
+    let mut lines = table.lines();
+    if let Some(header) = lines.next() {
+        out.push_str(header);
+        out.push('\n');
+    }
+    for (line, tr) in lines.zip(trades) {
+        out.push_str(line);
+        out.push('\n');
+        for (tag, values) in [("in ", &tr.entry_values), ("out", &tr.exit_values)] {
+            let text = values_text(values);
+            if !text.is_empty() {
+                out.push_str(&format!("        {tag} {text}\n"));
+            }
+        }
+    }
 }
 
 fn trade_row(label: String, t: &Trade) -> Vec<String> {

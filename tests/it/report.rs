@@ -463,3 +463,141 @@ fn a_local_run_records_its_end_and_its_folder_of_runs_shows_it() {
     assert_eq!(meta["starting_balance"].as_f64(), Some(10_000.0));
     assert!(j["metrics"].is_object());
 }
+
+/// `name=value;…` of a trades-CSV cell, by name (`null` → NaN); the value follows the last `=`.
+fn csv_values(cell: &str) -> Vec<(String, f64)> {
+    cell.split(';')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.rsplit_once('=').expect("name=value");
+            let v = if v == "null" {
+                f64::NAN
+            } else {
+                v.parse().unwrap()
+            };
+            (k.to_string(), v)
+        })
+        .collect()
+}
+
+/// Splits one CSV line (RFC 4180 quoting) into its fields.
+fn csv_fields(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let (mut quoted, mut chars) = (false, line.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                fields.last_mut().unwrap().push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(String::new()),
+            (c, _) => fields.last_mut().unwrap().push(c),
+        }
+    }
+    fields
+}
+
+/// A backtest of the bundled recording: every trade carries the values that fired its entry (they meet the entry
+/// rule's thresholds) and its exit, and the premium at both, in JSON, in the text and in `--trades-csv`.
+#[test]
+fn every_trade_carries_the_values_that_fired_its_entry_and_exit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("bt");
+    let csv_path = tmp.path().join("trades.csv");
+    crate::support::backtest_json(&[
+        "--data",
+        "data/btcusdt_20240808_spot.rec.gz",
+        "--data",
+        "data/btcusdt_20240808_usdm.rec.gz",
+        "--strategy",
+        "strategies/demo_window_b.toml",
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    let dir = state.to_str().unwrap();
+    let j = json(&premia(&["report", "--state", dir, "--json"]));
+    let trades = j["trades"].as_array().unwrap();
+    assert!(trades.len() >= 2, "the demo strategy trades: {j}");
+    let drop = "change_pct(perp_mid, 30s)";
+    let premium_move = "change(premium_bps, 30s)";
+    for t in trades {
+        let (entry, exit) = (&t["entry_values"], &t["exit_values"]);
+        let value = |v: &Value, k: &str| {
+            v[k].as_f64()
+                .unwrap_or_else(|| panic!("{k} is a number: {t}"))
+        };
+        // The demo's entry rules both need a 0.05 % drop in 30 s; "premium rises" a +1 bp premium move,
+        // "premium falls" a −1 bp one.
+        assert!(value(entry, drop) <= -0.05, "{t}");
+        match t["entry_rule"].as_str().unwrap() {
+            "premium rises into a drop" => assert!(value(entry, premium_move) >= 1.0, "{t}"),
+            "premium falls into a drop" => assert!(value(entry, premium_move) <= -1.0, "{t}"),
+            other => panic!("unexpected entry rule {other}"),
+        }
+        assert_eq!(
+            t["entry_premium_bps"].as_f64(),
+            Some(value(entry, "premium_bps"))
+        );
+        assert!(t["exit_premium_bps"].is_number(), "{t}");
+        let hold = value(exit, "hold_s");
+        value(exit, "pnl_pct");
+        if t["exit_reason"] == "max_hold" {
+            assert!(hold >= 30.0, "max_hold is 30 s: {t}");
+        }
+    }
+
+    let text = ok(&premia(&["report", "--state", dir, "--trades", "all"]));
+    let entry_lines = text
+        .lines()
+        .filter(|l| {
+            l.trim_start()
+                .starts_with("in  change_pct(perp_mid, 30s) = -")
+        })
+        .count();
+    let exit_lines = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("out ") && l.contains("hold_s = "))
+        .count();
+    assert_eq!(
+        (entry_lines, exit_lines),
+        (trades.len(), trades.len()),
+        "{text}"
+    );
+    assert!(text.contains(" bps\n"), "the premium is shown: {text}");
+
+    ok(&premia(&[
+        "report",
+        "--state",
+        dir,
+        "--trades-csv",
+        csv_path.to_str().unwrap(),
+    ]));
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    let mut lines = csv.lines();
+    let header = csv_fields(lines.next().unwrap());
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<Vec<String>> = lines.map(csv_fields).collect();
+    let open = j["open_trades"].as_array().map_or(0, Vec::len);
+    assert_eq!(rows.len(), trades.len() + open, "{csv}");
+    for (row, t) in rows.iter().zip(trades) {
+        assert_eq!(row.len(), header.len(), "{row:?}");
+        assert_eq!(row[col("status")], "closed");
+        assert_eq!(row[col("entry_ts_ns")], t["entry_ts_ns"].to_string());
+        assert_eq!(row[col("entry_rule")], t["entry_rule"].as_str().unwrap());
+        assert_eq!(row[col("exit_reason")], t["exit_reason"].as_str().unwrap());
+        for (cell, obj) in [
+            ("entry_values", "entry_values"),
+            ("exit_values", "exit_values"),
+        ] {
+            let values = csv_values(&row[col(cell)]);
+            let expect = t[obj].as_object().unwrap();
+            assert_eq!(values.len(), expect.len(), "{cell} {row:?} vs {t}");
+            for (k, v) in values {
+                assert_eq!(expect[&k].as_f64(), Some(v), "{cell} {k}");
+            }
+        }
+        let premium: f64 = row[col("entry_premium_bps")].parse().unwrap();
+        assert_eq!(t["entry_premium_bps"].as_f64(), Some(premium));
+    }
+}

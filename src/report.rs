@@ -32,6 +32,8 @@ pub struct Report {
     /// The folder of runs `dir` was chosen from, when a folder of runs was named.
     pub chosen_from: Option<PathBuf>,
     pub meta: Option<RunMeta>,
+    /// Records of earlier runs in the same state dir (binance mode reuses its state dir), the oldest first.
+    pub previous_runs: Vec<RunMeta>,
     pub meta_values: BTreeMap<String, String>,
     pub positions: Vec<Position>,
     pub orders: Vec<OrderRecord>,
@@ -144,6 +146,7 @@ impl Report {
             dir: store.dir().to_path_buf(),
             chosen_from: None,
             meta,
+            previous_runs: store.previous_runs()?,
             meta_values: store.meta_values()?,
             positions,
             orders: store.orders()?,
@@ -192,6 +195,13 @@ impl Report {
             json!(self.chosen_from.as_ref().map(|p| p.display().to_string())),
         );
         obj.insert("meta".into(), self.meta_json());
+        obj.insert(
+            "previous_runs".into(),
+            self.previous_runs
+                .iter()
+                .map(|m| serde_json::to_value(m).unwrap_or(Value::Null))
+                .collect(),
+        );
         obj.insert("positions".into(), Value::Array(positions));
         obj.insert(
             "orders".into(),

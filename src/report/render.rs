@@ -1,6 +1,7 @@
 //! The text form of a [`Report`]: run, positions, trades, account, metrics and activity, for a terminal.
 
 use crate::model::{Decimal, Side, NS_PER_S};
+use crate::store::{EndedHow, RunMeta};
 
 use super::decisions::values_text;
 use super::metrics::{Group, Metrics, FEW_TRADES};
@@ -43,10 +44,7 @@ impl Report {
             run.push_str(&format!(" · {}", m.symbol));
         }
         out.push_str(&format!("Run        {run}\n"));
-        out.push_str(&format!(
-            "Time       {}\n",
-            span_text(Some(m.started_ts).filter(|t| *t > 0), m.ended_ts)
-        ));
+        out.push_str(&format!("Time       {}\n", run_time_text(m)));
         if let (Some(a), Some(b)) = (m.market_first_ts, m.market_last_ts) {
             out.push_str(&format!("Market     {}\n", span_text(Some(a), Some(b))));
         }
@@ -64,6 +62,13 @@ impl Report {
         }
         for (k, v) in &self.meta_values {
             out.push_str(&format!("{k:<10} {v}\n"));
+        }
+        for p in self.previous_runs.iter().rev() {
+            out.push_str(&format!(
+                "Earlier    {} run {}\n",
+                p.kind.as_str(),
+                run_time_text(p)
+            ));
         }
     }
 
@@ -171,10 +176,31 @@ fn span_text(start: Option<i64>, end: Option<i64>) -> String {
             format_ts(end),
             format_duration(end.saturating_sub(start))
         ),
-        None => format!(
-            "{} UTC → (no end recorded: still running, or its process died)",
-            format_ts(start)
+        None => format!("{} UTC →", format_ts(start)),
+    }
+}
+
+/// The run's wall-clock span and how it ended.
+fn run_time_text(m: &RunMeta) -> String {
+    let start = Some(m.started_ts).filter(|t| *t > 0);
+    format!("{} {}", span_text(start, m.ended_ts), ended_text(m))
+}
+
+/// How a run ended, in words.
+fn ended_text(m: &RunMeta) -> String {
+    match m.ended_how {
+        Some(EndedHow::Clean) => "ended cleanly".into(),
+        Some(EndedHow::Signal) => "ended by a signal (SIGINT/SIGTERM), cleanly".into(),
+        Some(EndedHow::Error) => "ended on an error, after saving its state".into(),
+        Some(EndedHow::Crashed) => format!(
+            "crashed: its process died without recording an end (found when the next run opened the state dir{})",
+            m.crash_detected_ts
+                .map(|t| format!(" at {} UTC", format_ts(t)))
+                .unwrap_or_default()
         ),
+        // Written by a premia that recorded the end but not how.
+        None if m.ended_ts.is_some() => "ended (how is not recorded)".into(),
+        None => "ended uncleanly (no end recorded: the process died or is still running)".into(),
     }
 }
 

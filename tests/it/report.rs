@@ -413,6 +413,8 @@ fn a_backtest_records_its_span_and_end_and_every_view_agrees_on_fees_and_pnl() {
         "{summary_text}"
     );
     assert!(!summary_text.contains("no end recorded"), "{summary_text}");
+    assert_eq!(meta["ended_how"], "clean");
+    assert!(summary_text.contains("ended cleanly"), "{summary_text}");
     assert!(
         summary_text.contains("Realised   -0.0742 USDT net of 0.0742 USDT fees"),
         "{summary_text}"
@@ -461,6 +463,10 @@ fn a_local_run_records_its_end_and_its_folder_of_runs_shows_it() {
         "{meta}"
     );
     assert_eq!(meta["starting_balance"].as_f64(), Some(10_000.0));
+    assert_eq!(
+        meta["ended_how"], "clean",
+        "the time limit ends a run cleanly"
+    );
     assert!(j["metrics"].is_object());
 }
 
@@ -600,4 +606,152 @@ fn every_trade_carries_the_values_that_fired_its_entry_and_exit() {
         let premium: f64 = row[col("entry_premium_bps")].parse().unwrap();
         assert_eq!(t["entry_premium_bps"].as_f64(), Some(premium));
     }
+}
+
+const KEY_ENV: &str = "PREMIA_REPORT_IT_KEY";
+const SECRET_ENV: &str = "PREMIA_REPORT_IT_SECRET";
+const KEY: &str = "reportKeyQ7r2LmZp9Vt3Wn8Bc5Ds1Fg6Hj0Kl4Mn7Pq2Rs9Tu3Vw8Xy5Za1Bc6De0";
+const SECRET: &str = "reportSecretJ8sL2dF6gH1jK5lZ9xC3vB7nM0qW4eR8tY2uI6oP1aS5dF9gH3jK";
+
+/// Starts `premia run --config <cfg>` with the keys in its environment and waits (bounded) for a stderr line
+/// containing `until`; returns the running child.
+fn run_until_line(cfg: &Path, until: &'static str) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_premia"))
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG")
+        .env(KEY_ENV, KEY)
+        .env(SECRET_ENV, SECRET)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start premia run");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let hit = line.contains(until);
+            if tx.send(line).is_err() || hit {
+                // Keep draining so the child never blocks on a full pipe.
+                continue;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(until) => return child,
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "no `{until}` within 60 s; stderr so far:\n{}",
+                    seen.join("\n")
+                );
+            }
+        }
+    }
+}
+
+/// A binance-mode run (its state dir is reused) killed with SIGKILL right after a fill: `report` says it ended
+/// uncleanly; the next run in that state dir records it as crashed; SIGTERM ends that one cleanly, as a signal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_is_shown_uncleanly_ended_and_marked_crashed_by_the_next_run() {
+    let ex = crate::support::start(premia::local_exchange::LocalExchangeConfig {
+        keys: premia::local_exchange::ApiKeyPair {
+            api_key: KEY.to_string(),
+            secret: SECRET.to_string(),
+        },
+        loop_replay: true,
+        ..crate::support::head2000(1.0, 2)
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = crate::support::BinanceConfig {
+        key_env: KEY_ENV,
+        secret_env: SECRET_ENV,
+        timeout_ms: 5000,
+        exchange: "",
+        risk: "max_feed_staleness = \"3s\"\n",
+        tail: "",
+    }
+    .write(
+        &ex,
+        tmp.path(),
+        &crate::support::always_long("always-long", "1h"),
+        "premia.toml",
+    );
+    let state = tmp.path().join("state");
+    let dir = state.to_str().unwrap().to_string();
+    let report = move |json_out: bool| {
+        let mut args = vec!["report", "--state", dir.as_str()];
+        if json_out {
+            args.push("--json");
+        }
+        premia(&args)
+    };
+
+    let cfg2 = cfg.clone();
+    let first_started = tokio::task::spawn_blocking(move || {
+        let mut child = run_until_line(&cfg2, "fill client_id");
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "killed: {status:?}");
+    });
+    first_started.await.unwrap();
+    let report2 = report.clone();
+    let (j, text) =
+        tokio::task::spawn_blocking(move || (json(&report2(true)), ok(&report2(false))))
+            .await
+            .unwrap();
+    assert!(
+        j["meta"]["ended_ts"].is_null() && j["meta"]["ended_how"].is_null(),
+        "{}",
+        j["meta"]
+    );
+    assert!(
+        text.contains("ended uncleanly (no end recorded: the process died or is still running)"),
+        "{text}"
+    );
+    let first_start = j["meta"]["started_ts"].as_i64().unwrap();
+
+    let cfg2 = cfg.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut child = run_until_line(&cfg2, "user stream connected");
+        let pid = child.id().to_string();
+        let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(kill.success());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "SIGTERM stops premia cleanly: {status:?}");
+    })
+    .await
+    .unwrap();
+    let (j, text) = tokio::task::spawn_blocking(move || (json(&report(true)), ok(&report(false))))
+        .await
+        .unwrap();
+    let meta = &j["meta"];
+    assert_eq!(meta["ended_how"], "signal", "{meta}");
+    assert!(meta["ended_ts"].is_i64(), "{meta}");
+    let prev = &j["previous_runs"][0];
+    assert_eq!(prev["started_ts"].as_i64(), Some(first_start), "{j}");
+    assert_eq!(prev["ended_how"], "crashed", "{prev}");
+    assert!(prev["ended_ts"].is_null(), "{prev}");
+    assert!(
+        prev["crash_detected_ts"].as_i64() >= meta["started_ts"].as_i64(),
+        "found when the second run opened the state dir: {j}"
+    );
+    assert!(
+        text.contains("ended by a signal (SIGINT/SIGTERM), cleanly"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Earlier    live run") && text.contains("crashed: its process died"),
+        "{text}"
+    );
 }

@@ -16,7 +16,7 @@ use crate::model::{Fill, OrderUpdate, TsNs};
 use crate::persist::{persist, PersistError};
 use crate::report::TradeStats;
 use crate::sim::SimExchange;
-use crate::store::{Durability, RunKind, RunMeta, Store};
+use crate::store::{warn_if_crashed, Durability, EndedHow, RunKind, RunMeta, Store};
 use crate::strategy::Strategy;
 
 /// Events read per batch: few enough to stay in the L1/L2 caches, enough to keep each loop hot (256 measured a few
@@ -255,21 +255,28 @@ pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
         .map(FillsCsv::create)
         .transpose()?;
     let store = Store::open_with(&opts.state_dir, Durability::Lazy)?;
-    store.put_meta(&RunMeta {
-        kind: RunKind::Backtest,
-        strategy_name: opts.strategy.name.clone(),
-        strategy_file: opts.strategy.source.display().to_string(),
-        symbol: opts.strategy.symbol.clone(),
-        started_ts: wall_clock_ns(),
-        ended_ts: None,
-        market_first_ts: None,
-        market_last_ts: None,
-        starting_balance: Some(opts.config.local.balance_usdt),
-        config_path: Some(opts.config.source.clone()),
-        data_inputs: opts.data.clone(),
-        exchange: Some("simulated".into()),
-        premia_version: env!("CARGO_PKG_VERSION").into(),
-    })?;
+    let started_ts = wall_clock_ns();
+    let previous = store.begin_run(
+        &RunMeta {
+            kind: RunKind::Backtest,
+            strategy_name: opts.strategy.name.clone(),
+            strategy_file: opts.strategy.source.display().to_string(),
+            symbol: opts.strategy.symbol.clone(),
+            started_ts,
+            ended_ts: None,
+            ended_how: None,
+            crash_detected_ts: None,
+            market_first_ts: None,
+            market_last_ts: None,
+            starting_balance: Some(opts.config.local.balance_usdt),
+            config_path: Some(opts.config.source.clone()),
+            data_inputs: opts.data.clone(),
+            exchange: Some("simulated".into()),
+            premia_version: env!("CARGO_PKG_VERSION").into(),
+        },
+        started_ts,
+    )?;
+    warn_if_crashed(previous.as_ref(), &opts.state_dir);
     let strategy_name = format!(
         "{} ({})",
         opts.strategy.name,
@@ -349,7 +356,7 @@ pub fn run(opts: BacktestOptions) -> Result<BacktestResult, BacktestError> {
     if let Some(f) = fills_csv {
         f.finish()?;
     }
-    store.finish_run(wall_clock_ns(), first_ts.zip(last_ts))?;
+    store.finish_run(wall_clock_ns(), first_ts.zip(last_ts), EndedHow::Clean)?;
     store.flush()?;
 
     let fills = store.fills()?;

@@ -87,6 +87,9 @@ struct ReportArgs {
     /// How many trades the text lists: the last N, or `all`.
     #[arg(long, value_name = "N|all", default_value = "all")]
     trades: premia::report::TradeRows,
+    /// Also write every trade, with the values that fired its entry and exit, to this CSV file.
+    #[arg(long, value_name = "FILE")]
+    trades_csv: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -676,6 +679,13 @@ fn report(a: ReportArgs) -> Result<ExitCode> {
     let store = premia::store::Store::open_existing(&located.dir)?;
     let mut report = premia::report::Report::load(&store)?;
     report.chosen_from = located.chosen_from;
+    if let Some(path) = &a.trades_csv {
+        let write = || -> std::io::Result<()> {
+            let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+            premia::report::csv::write_trades(&report.stats, &mut w)
+        };
+        write().with_context(|| format!("cannot write the trades CSV {}", path.display()))?;
+    }
     if a.json {
         println!("{}", report.to_json());
     } else {

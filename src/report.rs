@@ -7,6 +7,8 @@
 //! positions keep it and the run summaries print it. **Metrics** (and the trade totals) cover closed trades only:
 //! their fees and net PnL leave out the open trade, whose share is shown next to them.
 
+pub mod csv;
+pub mod decisions;
 pub mod metrics;
 mod render;
 pub mod text;
@@ -17,7 +19,7 @@ use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
 
-use crate::model::{Decimal, Fill, JournalKind, OrderRecord, Position};
+use crate::model::{Decimal, Fill, JournalEntry, JournalKind, OrderRecord, Position};
 use crate::store::{RunKind, RunMeta, Store, StoreError};
 
 pub use metrics::{Metrics, MetricsInput};
@@ -30,6 +32,8 @@ pub struct Report {
     /// The folder of runs `dir` was chosen from, when a folder of runs was named.
     pub chosen_from: Option<PathBuf>,
     pub meta: Option<RunMeta>,
+    /// Records of earlier runs in the same state dir (binance mode reuses its state dir), the oldest first.
+    pub previous_runs: Vec<RunMeta>,
     pub meta_values: BTreeMap<String, String>,
     pub positions: Vec<Position>,
     pub orders: Vec<OrderRecord>,
@@ -84,12 +88,11 @@ fn sort_counts(counts: &mut [(String, usize)]) {
 /// Counts by name, in a fixed order.
 type Counts = Vec<(String, usize)>;
 
-/// Journal entries, decisions per rule and risk denials per reason.
-fn journal_counts(store: &Store) -> Result<(usize, Counts, Counts), StoreError> {
-    let journal = store.journal()?;
+/// Decisions per rule and risk denials per reason.
+fn journal_counts(journal: &[JournalEntry]) -> (Counts, Counts) {
     let mut decisions = Vec::new();
     let mut denials = Vec::new();
-    for e in &journal {
+    for e in journal {
         match e.kind {
             JournalKind::Decision => bump(&mut decisions, &e.rule),
             JournalKind::RiskDenied => {
@@ -105,7 +108,7 @@ fn journal_counts(store: &Store) -> Result<(usize, Counts, Counts), StoreError> 
     }
     sort_counts(&mut decisions);
     sort_counts(&mut denials);
-    Ok((journal.len(), decisions, denials))
+    (decisions, denials)
 }
 
 /// The market time a run covered: a backtest's data span; for a live run (whose events are stamped on arrival) its
@@ -122,7 +125,8 @@ impl Report {
     pub fn load(store: &Store) -> Result<Report, StoreError> {
         let fills = store.fills()?;
         let positions = store.positions()?;
-        let (journal_entries, decisions, denials) = journal_counts(store)?;
+        let journal = store.journal()?;
+        let (decisions, denials) = journal_counts(&journal);
         let sum = |f: fn(&Position) -> Decimal| {
             positions
                 .iter()
@@ -130,7 +134,8 @@ impl Report {
         };
         let (realized_pnl, fees) = (sum(|p| p.realized_pnl), sum(|p| p.fees));
         let meta = store.meta()?;
-        let stats = TradeStats::from_fills(&fills);
+        let mut stats = TradeStats::from_fills(&fills);
+        stats.attach_decisions(&journal);
         let metrics = Metrics::compute(MetricsInput {
             trades: &stats.trades,
             open: &stats.open,
@@ -141,13 +146,14 @@ impl Report {
             dir: store.dir().to_path_buf(),
             chosen_from: None,
             meta,
+            previous_runs: store.previous_runs()?,
             meta_values: store.meta_values()?,
             positions,
             orders: store.orders()?,
             fills,
             realized_pnl,
             fees,
-            journal_entries,
+            journal_entries: journal.len(),
             decisions,
             denials,
             stats,
@@ -189,6 +195,13 @@ impl Report {
             json!(self.chosen_from.as_ref().map(|p| p.display().to_string())),
         );
         obj.insert("meta".into(), self.meta_json());
+        obj.insert(
+            "previous_runs".into(),
+            self.previous_runs
+                .iter()
+                .map(|m| serde_json::to_value(m).unwrap_or(Value::Null))
+                .collect(),
+        );
         obj.insert("positions".into(), Value::Array(positions));
         obj.insert(
             "orders".into(),
@@ -310,6 +323,12 @@ pub fn trade_json(t: &Trade) -> Value {
         "entry_rule": t.entry_rule,
         "exit_reason": t.exit_rule,
         "exit_rule": t.exit_rule,
+        "entry_values": decisions::values_json(&t.entry_values),
+        "exit_values": decisions::values_json(&t.exit_values),
+        "entry_premium_bps": t.entry_premium_bps(),
+        "exit_premium_bps": t.exit_premium_bps(),
+        "entry_client_id": t.entry_client_id,
+        "exit_client_id": t.exit_client_id,
         "fills": t.fills,
     })
 }

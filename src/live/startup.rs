@@ -15,7 +15,7 @@ use crate::config::ExchangeMode;
 use crate::engine::{Action, Engine};
 use crate::model::{SymbolFilters, NS_PER_MS};
 use crate::persist::persist;
-use crate::store::{Durability, RunKind, RunMeta, Store};
+use crate::store::{warn_if_crashed, Durability, RunKind, RunMeta, Store};
 use crate::strategy::Strategy;
 
 /// The store's key for the exchange's last back-off window (`<until unix ms> <ban|limit>`).
@@ -69,6 +69,8 @@ pub(super) fn open_store(
         symbol: strategy.symbol.clone(),
         started_ts,
         ended_ts: None,
+        ended_how: None,
+        crash_detected_ts: None,
         market_first_ts: None,
         market_last_ts: None,
         starting_balance: match cfg.exchange.mode {
@@ -83,7 +85,10 @@ pub(super) fn open_store(
         }),
         premia_version: env!("CARGO_PKG_VERSION").into(),
     };
-    store.put_meta(&meta).map_err(|e| unwritable(&e))?;
+    let previous = store
+        .begin_run(&meta, started_ts)
+        .map_err(|e| unwritable(&e))?;
+    warn_if_crashed(previous.as_ref(), &state_dir);
     store.flush().map_err(|e| unwritable(&e))?;
     Ok((store, state_dir))
 }

@@ -24,7 +24,7 @@ use crate::local_exchange::ReplayPhase;
 use crate::model::{Venue, NS_PER_MS};
 use crate::persist::{persist, persist_intent, PersistError};
 use crate::report::TradeStats;
-use crate::store::{BackgroundFlush, Store};
+use crate::store::{BackgroundFlush, EndedHow, Store};
 
 /// How long orders in flight may take to settle once shutdown began.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -121,7 +121,8 @@ impl LiveTrader {
     pub async fn run(mut self, started: Instant) -> Result<LiveSummary, LiveError> {
         let mut tasks = self.spawn_tasks();
         let r = self.event_loop(&mut tasks).await;
-        let summary = self.shutdown(tasks, started).await;
+        let how = r.as_ref().map_or(EndedHow::Error, |how| *how);
+        let summary = self.shutdown(tasks, started, how).await;
         r?;
         summary
     }
@@ -184,8 +185,8 @@ impl LiveTrader {
         }
     }
 
-    /// Handles inbound events until shutdown has settled (or every sender is gone).
-    async fn event_loop(&mut self, tasks: &mut Tasks) -> Result<(), LiveError> {
+    /// Handles inbound events until shutdown has settled (or every sender is gone); returns how the run ended.
+    async fn event_loop(&mut self, tasks: &mut Tasks) -> Result<EndedHow, LiveError> {
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_status = Instant::now();
@@ -196,11 +197,13 @@ impl LiveTrader {
         );
         tokio::pin!(stop);
         let mut stopping: Option<tokio::time::Instant> = None;
+        let mut how = EndedHow::Clean;
         loop {
             let msg = tokio::select! {
                 biased;
-                why = &mut stop, if stopping.is_none() => {
+                (why, ended) = &mut stop, if stopping.is_none() => {
                     tracing::info!(reason = why, "stopping entries and shutting down");
+                    how = ended;
                     stopping = Some(self.begin_shutdown());
                     None
                 }
@@ -223,7 +226,7 @@ impl LiveTrader {
                 break;
             }
         }
-        Ok(())
+        Ok(how)
     }
 
     /// One inbound event into the engine. Returns the instants of the event's order path (received, at the
@@ -478,7 +481,12 @@ impl LiveTrader {
     }
 
     /// Stops the tasks, flushes the store, asks the exchange for the final position and builds the summary.
-    async fn shutdown(mut self, tasks: Tasks, started: Instant) -> Result<LiveSummary, LiveError> {
+    async fn shutdown(
+        mut self,
+        tasks: Tasks,
+        started: Instant,
+        how: EndedHow,
+    ) -> Result<LiveSummary, LiveError> {
         tasks.cancel.cancel();
         drop(tasks.rx);
         for mut t in tasks.handles {
@@ -490,7 +498,7 @@ impl LiveTrader {
             }
         }
         settle_intent_flush(&mut self.intent_flush, &self.latency).await?;
-        self.store.finish_run((self.clock)(), None)?;
+        self.store.finish_run((self.clock)(), None, how)?;
         self.store.flush()?;
         let exchange_position_qty = tokio::time::timeout(
             Duration::from_secs(5),
@@ -610,12 +618,13 @@ impl LiveTrader {
     }
 }
 
-/// Resolves with the reason the run should stop: the caller's shutdown, the end of a local replay, `max_duration`.
+/// Resolves with the reason the run should stop and how the run record says it ended: the caller's shutdown (`main`
+/// cancels it on SIGINT/SIGTERM), the end of a local replay, `max_duration`.
 async fn stop_requested(
     shutdown: CancellationToken,
     replay: Option<tokio::sync::watch::Receiver<crate::local_exchange::ReplayStatus>>,
     max_duration: Option<Duration>,
-) -> &'static str {
+) -> (&'static str, EndedHow) {
     let replay_done = async move {
         match replay {
             Some(mut w) => {
@@ -631,9 +640,9 @@ async fn stop_requested(
         }
     };
     tokio::select! {
-        _ = shutdown.cancelled() => "shutdown requested",
-        _ = replay_done => "the recording has been replayed to its end",
-        _ = deadline => "the run's time limit is reached",
+        _ = shutdown.cancelled() => ("shutdown requested", EndedHow::Signal),
+        _ = replay_done => ("the recording has been replayed to its end", EndedHow::Clean),
+        _ = deadline => ("the run's time limit is reached", EndedHow::Clean),
     }
 }
 

@@ -1,7 +1,9 @@
 //! The text form of a [`Report`]: run, positions, trades, account, metrics and activity, for a terminal.
 
 use crate::model::{Decimal, Side, NS_PER_S};
+use crate::store::{EndedHow, RunMeta};
 
+use super::decisions::values_text;
 use super::metrics::{Group, Metrics, FEW_TRADES};
 use super::text::{fixed, format_duration, format_ts, plain, signed, Align, Table};
 use super::{Report, Trade, TradeRows, TradeStats};
@@ -42,10 +44,7 @@ impl Report {
             run.push_str(&format!(" · {}", m.symbol));
         }
         out.push_str(&format!("Run        {run}\n"));
-        out.push_str(&format!(
-            "Time       {}\n",
-            span_text(Some(m.started_ts).filter(|t| *t > 0), m.ended_ts)
-        ));
+        out.push_str(&format!("Time       {}\n", run_time_text(m)));
         if let (Some(a), Some(b)) = (m.market_first_ts, m.market_last_ts) {
             out.push_str(&format!("Market     {}\n", span_text(Some(a), Some(b))));
         }
@@ -63,6 +62,13 @@ impl Report {
         }
         for (k, v) in &self.meta_values {
             out.push_str(&format!("{k:<10} {v}\n"));
+        }
+        for p in self.previous_runs.iter().rev() {
+            out.push_str(&format!(
+                "Earlier    {} run {}\n",
+                p.kind.as_str(),
+                run_time_text(p)
+            ));
         }
     }
 
@@ -170,10 +176,31 @@ fn span_text(start: Option<i64>, end: Option<i64>) -> String {
             format_ts(end),
             format_duration(end.saturating_sub(start))
         ),
-        None => format!(
-            "{} UTC → (no end recorded: still running, or its process died)",
-            format_ts(start)
+        None => format!("{} UTC →", format_ts(start)),
+    }
+}
+
+/// The run's wall-clock span and how it ended.
+fn run_time_text(m: &RunMeta) -> String {
+    let start = Some(m.started_ts).filter(|t| *t > 0);
+    format!("{} {}", span_text(start, m.ended_ts), ended_text(m))
+}
+
+/// How a run ended, in words.
+fn ended_text(m: &RunMeta) -> String {
+    match m.ended_how {
+        Some(EndedHow::Clean) => "ended cleanly".into(),
+        Some(EndedHow::Signal) => "ended by a signal (SIGINT/SIGTERM), cleanly".into(),
+        Some(EndedHow::Error) => "ended on an error, after saving its state".into(),
+        Some(EndedHow::Crashed) => format!(
+            "crashed: its process died without recording an end (found when the next run opened the state dir{})",
+            m.crash_detected_ts
+                .map(|t| format!(" at {} UTC", format_ts(t)))
+                .unwrap_or_default()
         ),
+        // Written by a premia that recorded the end but not how.
+        None if m.ended_ts.is_some() => "ended (how is not recorded)".into(),
+        None => "ended uncleanly (no end recorded: the process died or is still running)".into(),
     }
 }
 
@@ -201,18 +228,44 @@ fn render_trades(stats: &TradeStats, rows: TradeRows, out: &mut String) {
         TradeRows::All => 0,
         TradeRows::Last(n) => stats.trades.len().saturating_sub(n),
     };
-    for (i, tr) in stats.trades.iter().enumerate().skip(skip) {
-        t.row(trade_row((i + 1).to_string(), tr));
-    }
-    for tr in &stats.open {
-        t.row(trade_row("open".to_string(), tr));
+    let shown: Vec<(String, &Trade)> = stats
+        .trades
+        .iter()
+        .enumerate()
+        .skip(skip)
+        .map(|(i, tr)| ((i + 1).to_string(), tr))
+        .chain(stats.open.iter().map(|tr| ("open".to_string(), tr)))
+        .collect();
+    for (label, tr) in &shown {
+        t.row(trade_row(label.clone(), tr));
     }
     if skip > 0 {
         out.push_str(&format!(
             "  (the first {skip} trades are not shown: --trades all lists every one)\n"
         ));
     }
-    t.render("  ", out);
+    let mut table = String::new();
+    t.render("  ", &mut table);
+    push_with_values(&table, shown.iter().map(|(_, tr)| *tr), out);
+}
+
+/// The rendered trade table, each trade's row followed by the values that fired its entry and its exit.
+fn push_with_values<'a>(table: &str, trades: impl Iterator<Item = &'a Trade>, out: &mut String) {
+    let mut lines = table.lines();
+    if let Some(header) = lines.next() {
+        out.push_str(header);
+        out.push('\n');
+    }
+    for (line, tr) in lines.zip(trades) {
+        out.push_str(line);
+        out.push('\n');
+        for (tag, values) in [("in ", &tr.entry_values), ("out", &tr.exit_values)] {
+            let text = values_text(values);
+            if !text.is_empty() {
+                out.push_str(&format!("        {tag} {text}\n"));
+            }
+        }
+    }
 }
 
 fn trade_row(label: String, t: &Trade) -> Vec<String> {

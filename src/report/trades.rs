@@ -30,6 +30,15 @@ pub struct Trade {
     pub exit_rule: Option<String>,
     /// Number of fills that made up the trade.
     pub fills: usize,
+    /// Client order id of the fill that opened the trade.
+    pub entry_client_id: String,
+    /// Client order id of the last exiting fill.
+    pub exit_client_id: Option<String>,
+    /// Values journaled with the entry order's decision, by name (NaN: undefined); empty when the journal has no
+    /// decision for that order. See [`TradeStats::attach_decisions`].
+    pub entry_values: Vec<(String, f64)>,
+    /// Values journaled with the decision of the last exiting order.
+    pub exit_values: Vec<(String, f64)>,
 }
 
 impl Trade {
@@ -87,6 +96,8 @@ struct Building {
     exit_rule: Option<String>,
     fees: Decimal,
     fills: usize,
+    entry_client_id: String,
+    exit_client_id: Option<String>,
 }
 
 impl Building {
@@ -105,6 +116,8 @@ impl Building {
             exit_rule: None,
             fees: fee,
             fills: 1,
+            entry_client_id: fill.client_id.clone(),
+            exit_client_id: None,
         }
     }
 
@@ -146,6 +159,10 @@ impl Building {
             entry_rule: self.entry_rule,
             exit_rule: self.exit_rule,
             fills: self.fills,
+            entry_client_id: self.entry_client_id,
+            exit_client_id: self.exit_client_id,
+            entry_values: Vec::new(),
+            exit_values: Vec::new(),
         }
     }
 }
@@ -196,6 +213,7 @@ impl TradeStats {
                 .saturating_add(closing.saturating_mul(fill.price));
             b.exit_ts = fill.ts;
             b.exit_rule = Some(fill.rule.clone());
+            b.exit_client_id = Some(fill.client_id.clone());
             b.fees = b.fees.saturating_add(close_fee);
             b.fills += 1;
             if b.open_qty.is_zero() {

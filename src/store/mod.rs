@@ -14,6 +14,7 @@
 
 mod codec;
 mod locate;
+mod runs;
 pub mod values;
 
 use std::collections::BTreeMap;
@@ -28,6 +29,7 @@ use codec::{decode, encode, encode_into, seq_from_key, seq_key, TreeId};
 
 pub use codec::VERSION as RECORD_VERSION;
 pub use locate::{is_state_dir, locate, Located};
+pub use runs::{warn_if_crashed, EndedHow};
 
 /// Errors of the state store.
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +143,10 @@ pub struct RunMeta {
     pub started_ts: TsNs,
     /// Wall clock when the run ended; `None` while it runs, or when its process died.
     pub ended_ts: Option<TsNs>,
+    /// How the run ended; `None` while it runs, or when its process died and no later run has opened the state dir.
+    pub ended_how: Option<EndedHow>,
+    /// Wall clock of the later open that found this run without an end and marked it [`EndedHow::Crashed`].
+    pub crash_detected_ts: Option<TsNs>,
     /// Market time of the first and last event processed (a backtest's data span).
     pub market_first_ts: Option<TsNs>,
     pub market_last_ts: Option<TsNs>,
@@ -582,17 +588,19 @@ impl Store {
         }
     }
 
-    /// Records the end of the run: its wall-clock end and (when known) the market-time span it processed.
-    /// Does nothing when no run information was written.
+    /// Records the end of the run: its wall-clock end, how it ended and (when known) the market-time span it
+    /// processed. Does nothing when no run information was written.
     pub fn finish_run(
         &self,
         ended_ts: TsNs,
         market_span: Option<(TsNs, TsNs)>,
+        how: EndedHow,
     ) -> Result<(), StoreError> {
         let Some(mut meta) = self.meta()? else {
             return Ok(());
         };
         meta.ended_ts = Some(ended_ts);
+        meta.ended_how = Some(how);
         if let Some((first, last)) = market_span {
             meta.market_first_ts = Some(first);
             meta.market_last_ts = Some(last);

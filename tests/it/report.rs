@@ -413,6 +413,8 @@ fn a_backtest_records_its_span_and_end_and_every_view_agrees_on_fees_and_pnl() {
         "{summary_text}"
     );
     assert!(!summary_text.contains("no end recorded"), "{summary_text}");
+    assert_eq!(meta["ended_how"], "clean");
+    assert!(summary_text.contains("ended cleanly"), "{summary_text}");
     assert!(
         summary_text.contains("Realised   -0.0742 USDT net of 0.0742 USDT fees"),
         "{summary_text}"
@@ -461,5 +463,295 @@ fn a_local_run_records_its_end_and_its_folder_of_runs_shows_it() {
         "{meta}"
     );
     assert_eq!(meta["starting_balance"].as_f64(), Some(10_000.0));
+    assert_eq!(
+        meta["ended_how"], "clean",
+        "the time limit ends a run cleanly"
+    );
     assert!(j["metrics"].is_object());
+}
+
+/// `name=value;…` of a trades-CSV cell, by name (`null` → NaN); the value follows the last `=`.
+fn csv_values(cell: &str) -> Vec<(String, f64)> {
+    cell.split(';')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.rsplit_once('=').expect("name=value");
+            let v = if v == "null" {
+                f64::NAN
+            } else {
+                v.parse().unwrap()
+            };
+            (k.to_string(), v)
+        })
+        .collect()
+}
+
+/// Splits one CSV line (RFC 4180 quoting) into its fields.
+fn csv_fields(line: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let (mut quoted, mut chars) = (false, line.chars().peekable());
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                chars.next();
+                fields.last_mut().unwrap().push('"');
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(String::new()),
+            (c, _) => fields.last_mut().unwrap().push(c),
+        }
+    }
+    fields
+}
+
+/// A backtest of the bundled recording: every trade carries the values that fired its entry (they meet the entry
+/// rule's thresholds) and its exit, and the premium at both, in JSON, in the text and in `--trades-csv`.
+#[test]
+fn every_trade_carries_the_values_that_fired_its_entry_and_exit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let state = tmp.path().join("bt");
+    let csv_path = tmp.path().join("trades.csv");
+    crate::support::backtest_json(&[
+        "--data",
+        "data/btcusdt_20240808_spot.rec.gz",
+        "--data",
+        "data/btcusdt_20240808_usdm.rec.gz",
+        "--strategy",
+        "strategies/demo_window_b.toml",
+        "--state",
+        state.to_str().unwrap(),
+    ]);
+    let dir = state.to_str().unwrap();
+    let j = json(&premia(&["report", "--state", dir, "--json"]));
+    let trades = j["trades"].as_array().unwrap();
+    assert!(trades.len() >= 2, "the demo strategy trades: {j}");
+    let drop = "change_pct(perp_mid, 30s)";
+    let premium_move = "change(premium_bps, 30s)";
+    for t in trades {
+        let (entry, exit) = (&t["entry_values"], &t["exit_values"]);
+        let value = |v: &Value, k: &str| {
+            v[k].as_f64()
+                .unwrap_or_else(|| panic!("{k} is a number: {t}"))
+        };
+        // The demo's entry rules both need a 0.05 % drop in 30 s; "premium rises" a +1 bp premium move,
+        // "premium falls" a −1 bp one.
+        assert!(value(entry, drop) <= -0.05, "{t}");
+        match t["entry_rule"].as_str().unwrap() {
+            "premium rises into a drop" => assert!(value(entry, premium_move) >= 1.0, "{t}"),
+            "premium falls into a drop" => assert!(value(entry, premium_move) <= -1.0, "{t}"),
+            other => panic!("unexpected entry rule {other}"),
+        }
+        assert_eq!(
+            t["entry_premium_bps"].as_f64(),
+            Some(value(entry, "premium_bps"))
+        );
+        assert!(t["exit_premium_bps"].is_number(), "{t}");
+        let hold = value(exit, "hold_s");
+        value(exit, "pnl_pct");
+        if t["exit_reason"] == "max_hold" {
+            assert!(hold >= 30.0, "max_hold is 30 s: {t}");
+        }
+    }
+
+    let text = ok(&premia(&["report", "--state", dir, "--trades", "all"]));
+    let entry_lines = text
+        .lines()
+        .filter(|l| {
+            l.trim_start()
+                .starts_with("in  change_pct(perp_mid, 30s) = -")
+        })
+        .count();
+    let exit_lines = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("out ") && l.contains("hold_s = "))
+        .count();
+    assert_eq!(
+        (entry_lines, exit_lines),
+        (trades.len(), trades.len()),
+        "{text}"
+    );
+    assert!(text.contains(" bps\n"), "the premium is shown: {text}");
+
+    ok(&premia(&[
+        "report",
+        "--state",
+        dir,
+        "--trades-csv",
+        csv_path.to_str().unwrap(),
+    ]));
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    let mut lines = csv.lines();
+    let header = csv_fields(lines.next().unwrap());
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<Vec<String>> = lines.map(csv_fields).collect();
+    let open = j["open_trades"].as_array().map_or(0, Vec::len);
+    assert_eq!(rows.len(), trades.len() + open, "{csv}");
+    for (row, t) in rows.iter().zip(trades) {
+        assert_eq!(row.len(), header.len(), "{row:?}");
+        assert_eq!(row[col("status")], "closed");
+        assert_eq!(row[col("entry_ts_ns")], t["entry_ts_ns"].to_string());
+        assert_eq!(row[col("entry_rule")], t["entry_rule"].as_str().unwrap());
+        assert_eq!(row[col("exit_reason")], t["exit_reason"].as_str().unwrap());
+        for (cell, obj) in [
+            ("entry_values", "entry_values"),
+            ("exit_values", "exit_values"),
+        ] {
+            let values = csv_values(&row[col(cell)]);
+            let expect = t[obj].as_object().unwrap();
+            assert_eq!(values.len(), expect.len(), "{cell} {row:?} vs {t}");
+            for (k, v) in values {
+                assert_eq!(expect[&k].as_f64(), Some(v), "{cell} {k}");
+            }
+        }
+        let premium: f64 = row[col("entry_premium_bps")].parse().unwrap();
+        assert_eq!(t["entry_premium_bps"].as_f64(), Some(premium));
+    }
+}
+
+const KEY_ENV: &str = "PREMIA_REPORT_IT_KEY";
+const SECRET_ENV: &str = "PREMIA_REPORT_IT_SECRET";
+const KEY: &str = "reportKeyQ7r2LmZp9Vt3Wn8Bc5Ds1Fg6Hj0Kl4Mn7Pq2Rs9Tu3Vw8Xy5Za1Bc6De0";
+const SECRET: &str = "reportSecretJ8sL2dF6gH1jK5lZ9xC3vB7nM0qW4eR8tY2uI6oP1aS5dF9gH3jK";
+
+/// Starts `premia run --config <cfg>` with the keys in its environment and waits (bounded) for a stderr line
+/// containing `until`; returns the running child.
+fn run_until_line(cfg: &Path, until: &'static str) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_premia"))
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG")
+        .env(KEY_ENV, KEY)
+        .env(SECRET_ENV, SECRET)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start premia run");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let hit = line.contains(until);
+            if tx.send(line).is_err() || hit {
+                // Keep draining so the child never blocks on a full pipe.
+                continue;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains(until) => return child,
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "no `{until}` within 60 s; stderr so far:\n{}",
+                    seen.join("\n")
+                );
+            }
+        }
+    }
+}
+
+/// A binance-mode run (its state dir is reused) killed with SIGKILL right after a fill: `report` says it ended
+/// uncleanly; the next run in that state dir records it as crashed; SIGTERM ends that one cleanly, as a signal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_is_shown_uncleanly_ended_and_marked_crashed_by_the_next_run() {
+    let ex = crate::support::start(premia::local_exchange::LocalExchangeConfig {
+        keys: premia::local_exchange::ApiKeyPair {
+            api_key: KEY.to_string(),
+            secret: SECRET.to_string(),
+        },
+        loop_replay: true,
+        ..crate::support::head2000(1.0, 2)
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = crate::support::BinanceConfig {
+        key_env: KEY_ENV,
+        secret_env: SECRET_ENV,
+        timeout_ms: 5000,
+        exchange: "",
+        risk: "max_feed_staleness = \"3s\"\n",
+        tail: "",
+    }
+    .write(
+        &ex,
+        tmp.path(),
+        &crate::support::always_long("always-long", "1h"),
+        "premia.toml",
+    );
+    let state = tmp.path().join("state");
+    let dir = state.to_str().unwrap().to_string();
+    let report = move |json_out: bool| {
+        let mut args = vec!["report", "--state", dir.as_str()];
+        if json_out {
+            args.push("--json");
+        }
+        premia(&args)
+    };
+
+    let cfg2 = cfg.clone();
+    let first_started = tokio::task::spawn_blocking(move || {
+        let mut child = run_until_line(&cfg2, "fill client_id");
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "killed: {status:?}");
+    });
+    first_started.await.unwrap();
+    let report2 = report.clone();
+    let (j, text) =
+        tokio::task::spawn_blocking(move || (json(&report2(true)), ok(&report2(false))))
+            .await
+            .unwrap();
+    assert!(
+        j["meta"]["ended_ts"].is_null() && j["meta"]["ended_how"].is_null(),
+        "{}",
+        j["meta"]
+    );
+    assert!(
+        text.contains("ended uncleanly (no end recorded: the process died or is still running)"),
+        "{text}"
+    );
+    let first_start = j["meta"]["started_ts"].as_i64().unwrap();
+
+    let cfg2 = cfg.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut child = run_until_line(&cfg2, "user stream connected");
+        let pid = child.id().to_string();
+        let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(kill.success());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "SIGTERM stops premia cleanly: {status:?}");
+    })
+    .await
+    .unwrap();
+    let (j, text) = tokio::task::spawn_blocking(move || (json(&report(true)), ok(&report(false))))
+        .await
+        .unwrap();
+    let meta = &j["meta"];
+    assert_eq!(meta["ended_how"], "signal", "{meta}");
+    assert!(meta["ended_ts"].is_i64(), "{meta}");
+    let prev = &j["previous_runs"][0];
+    assert_eq!(prev["started_ts"].as_i64(), Some(first_start), "{j}");
+    assert_eq!(prev["ended_how"], "crashed", "{prev}");
+    assert!(prev["ended_ts"].is_null(), "{prev}");
+    assert!(
+        prev["crash_detected_ts"].as_i64() >= meta["started_ts"].as_i64(),
+        "found when the second run opened the state dir: {j}"
+    );
+    assert!(
+        text.contains("ended by a signal (SIGINT/SIGTERM), cleanly"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Earlier    live run") && text.contains("crashed: its process died"),
+        "{text}"
+    );
 }

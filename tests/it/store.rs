@@ -85,6 +85,8 @@ fn meta() -> RunMeta {
         symbol: "BTCUSDT".into(),
         started_ts: 1_714_564_800_000_000_000,
         ended_ts: None,
+        ended_how: None,
+        crash_detected_ts: None,
         market_first_ts: None,
         market_last_ts: None,
         starting_balance: None,

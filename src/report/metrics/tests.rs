@@ -33,6 +33,10 @@ fn trade(
         entry_rule: rule.into(),
         exit_rule: Some(exit.into()),
         fills: 2,
+        entry_client_id: format!("in{entry_h}"),
+        exit_client_id: Some(format!("out{exit_h}")),
+        entry_values: Vec::new(),
+        exit_values: Vec::new(),
     }
 }
 
